@@ -1,0 +1,194 @@
+//! Starting the agent: configuration (code, then the environment), the loopback-or-token rule, and
+//! the standalone server.
+//!
+//! The server runs on its own thread with its own single-threaded tokio runtime. A service whose
+//! runtime is saturated or blocked is exactly the one that needs profiling, so the agent must not
+//! depend on it.
+
+use std::fmt;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::thread::JoinHandle;
+
+use axum::Router;
+use tokio::sync::oneshot;
+
+use crate::http::{self, HttpConfig};
+
+/// The address the standalone server binds unless told otherwise.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:6060";
+
+/// Entry point: `Agent::builder().start()?`.
+pub struct Agent;
+
+impl Agent {
+    pub fn builder() -> AgentBuilder {
+        AgentBuilder::default()
+    }
+}
+
+/// Configures the agent. Values set in code are defaults that the environment overrides, so an
+/// operator can change them without a rebuild: `PYROMETER_ADDR` (for example `127.0.0.1:6060`)
+/// and `PYROMETER_TOKEN`.
+#[derive(Debug, Clone, Default)]
+pub struct AgentBuilder {
+    addr: Option<SocketAddr>,
+    token: Option<String>,
+    max_seconds: Option<u64>,
+}
+
+/// Why the agent did not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// A setting (named) has a value that cannot be used.
+    Config { setting: &'static str, message: String },
+    /// The address is reachable from other hosts and no token is set.
+    TokenRequired(SocketAddr),
+    /// Binding the listener failed (address in use, no permission).
+    Bind(SocketAddr, std::io::Error),
+    /// The server thread could not be started.
+    Runtime(std::io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Config { setting, message } => write!(f, "{setting}: {message}"),
+            StartError::TokenRequired(addr) => write!(
+                f,
+                "refusing to serve profiles on {addr} without a token: anyone who can reach it \
+                 could read this process's code paths. Set PYROMETER_TOKEN (or call .token(..)), \
+                 or bind a loopback address such as 127.0.0.1:{}",
+                addr.port()
+            ),
+            StartError::Bind(addr, e) => write!(
+                f,
+                "cannot listen on {addr}: {e}; choose another address with PYROMETER_ADDR"
+            ),
+            StartError::Runtime(e) => write!(f, "cannot start the profiler's server thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl AgentBuilder {
+    /// The address of the standalone server (default `127.0.0.1:6060`; port 0 picks a free one).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.addr = Some(addr);
+        self
+    }
+
+    /// Requires this token on every request.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// The longest window a request may ask for, in seconds (default 300).
+    pub fn max_seconds(mut self, seconds: u64) -> Self {
+        self.max_seconds = Some(seconds);
+        self
+    }
+
+    /// The endpoints as a Router to merge into the service's own app, with the same token rule.
+    pub fn router(self) -> Result<Router, StartError> {
+        Ok(http::router(self.resolve()?.1))
+    }
+
+    /// Binds the listener and starts serving on a thread of the agent's own.
+    pub fn start(self) -> Result<AgentHandle, StartError> {
+        let (addr, config) = self.resolve()?;
+        if !addr.ip().is_loopback() && config.token.is_none() {
+            return Err(StartError::TokenRequired(addr));
+        }
+        let listener = StdTcpListener::bind(addr).map_err(|e| StartError::Bind(addr, e))?;
+        let local_addr = listener.local_addr().map_err(|e| StartError::Bind(addr, e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| StartError::Bind(addr, e))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("pyrometer-blocking")
+            .max_blocking_threads(2)
+            .build()
+            .map_err(StartError::Runtime)?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = http::router(config);
+        let thread = std::thread::Builder::new()
+            .name("pyrometer-http".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    let serve = axum::serve(listener, app);
+                    tokio::select! {
+                        _ = serve => {}
+                        _ = stopped => {}
+                    }
+                });
+                // Dropping the runtime cancels requests in flight, which stops their profiles.
+                drop(runtime);
+            })
+            .map_err(StartError::Runtime)?;
+        Ok(AgentHandle {
+            local_addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Applies the environment over what was set in code.
+    fn resolve(self) -> Result<(SocketAddr, HttpConfig), StartError> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let addr = match env("PYROMETER_ADDR") {
+            Some(raw) => raw.trim().parse().map_err(|_| StartError::Config {
+                setting: "PYROMETER_ADDR",
+                message: format!("{raw:?} is not an address like 127.0.0.1:6060 or [::1]:6060"),
+            })?,
+            None => self
+                .addr
+                .unwrap_or_else(|| DEFAULT_ADDR.parse().expect("valid default")),
+        };
+        let token = env("PYROMETER_TOKEN").or(self.token);
+        if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(StartError::Config {
+                setting: "token",
+                message: "the token is empty; give a non-empty secret or none".into(),
+            });
+        }
+        let max_seconds = self.max_seconds.unwrap_or(http::DEFAULT_MAX_SECONDS);
+        if max_seconds == 0 {
+            return Err(StartError::Config {
+                setting: "max_seconds",
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok((addr, HttpConfig { token, max_seconds }))
+    }
+}
+
+/// The running standalone server. Dropping it stops the server and any profile it is taking.
+pub struct AgentHandle {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl AgentHandle {
+    /// The address the server listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
+impl Drop for AgentHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

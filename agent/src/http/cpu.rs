@@ -1,0 +1,50 @@
+//! `GET /debug/pprof/profile`: a CPU profile over a window.
+
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+
+use super::error::ApiError;
+use super::{process_name, respond, Params, Shared};
+use crate::cpu::{self, CpuError, MAX_FREQUENCY};
+
+const PARAMS: &[&str] = &["seconds", "frequency", "format", "threads"];
+
+pub async fn profile(State(shared): State<Shared>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref(), PARAMS)?;
+    let seconds = params.number("seconds", 30, 1..=shared.config.max_seconds)?;
+    let frequency = params.number("frequency", 99, 1..=u64::from(MAX_FREQUENCY))? as u32;
+    let format = params.format()?;
+    let per_thread = params.flag("threads")?;
+    let window = Duration::from_secs(seconds);
+
+    let session = cpu::start(frequency, window).map_err(|e| match e {
+        CpuError::Busy => {
+            let wait = cpu::busy_for().unwrap_or(Duration::from_secs(1));
+            ApiError::busy(
+                format!(
+                    "another CPU profile is running; it ends in about {} s, retry then",
+                    wait.as_secs().max(1)
+                ),
+                wait.as_secs() + 1,
+            )
+        }
+        other => ApiError::internal(other.to_string()),
+    })?;
+    // If the client goes away, hyper drops this future and the session with it, which stops
+    // sampling and frees the profiler at once.
+    tokio::time::sleep(window).await;
+    let profile = tokio::task::spawn_blocking(move || session.finish(per_thread))
+        .await
+        .map_err(|e| ApiError::internal(format!("building the profile failed: {e}")))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+
+    let samples = profile.total(0);
+    let title = format!(
+        "CPU profile of {} (pid {}): {seconds} s at {frequency} Hz, {samples} samples",
+        process_name(),
+        std::process::id(),
+    );
+    respond(&profile, format, 1, title, "cpu")
+}

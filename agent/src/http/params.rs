@@ -1,0 +1,128 @@
+//! Query parameters, checked strictly: an unknown, repeated or out-of-range parameter is a 400
+//! that names it and says what is allowed, so a typo like `second=30` does not silently become a
+//! 30-second default.
+
+use std::ops::RangeInclusive;
+
+use super::error::ApiError;
+
+/// The output formats every profile endpoint offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Pprof,
+    Folded,
+    Svg,
+}
+
+impl Format {
+    const NAMES: &'static str = "pprof, folded, svg";
+}
+
+/// The parsed query string of one request.
+#[derive(Debug)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    /// Parses the query, refusing parameters outside `allowed` and parameters given twice.
+    pub fn parse(query: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError> {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        for (i, (key, _)) in pairs.iter().enumerate() {
+            if !allowed.contains(&key.as_str()) {
+                return Err(ApiError::bad_request(format!(
+                    "unknown parameter {key:?}; this endpoint takes: {}",
+                    allowed.join(", ")
+                )));
+            }
+            if pairs[..i].iter().any(|(k, _)| k == key) {
+                return Err(ApiError::bad_request(format!(
+                    "parameter {key:?} is given more than once"
+                )));
+            }
+        }
+        Ok(Params { pairs })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A whole number within `range`, or `default` when absent.
+    pub fn number(&self, name: &str, default: u64, range: RangeInclusive<u64>) -> Result<u64, ApiError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        raw.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "{name}: expected a whole number from {} to {}, got {raw:?}",
+                    range.start(),
+                    range.end()
+                ))
+            })
+    }
+
+    /// `1`/`true` or `0`/`false`; absent means false.
+    pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.get(name) {
+            None | Some("0") | Some("false") => Ok(false),
+            Some("1") | Some("true") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "{name}: expected 1, 0, true or false, got {other:?}"
+            ))),
+        }
+    }
+
+    pub fn format(&self) -> Result<Format, ApiError> {
+        match self.get("format") {
+            None | Some("pprof") | Some("proto") => Ok(Format::Pprof),
+            Some("folded") | Some("collapsed") => Ok(Format::Folded),
+            Some("svg") | Some("flamegraph") => Ok(Format::Svg),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "format: expected one of {}, got {other:?}",
+                Format::NAMES
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_unknown_and_repeated_parameters() {
+        let err = Params::parse(Some("second=3"), &["seconds"]).unwrap_err();
+        assert_eq!(err.message, r#"unknown parameter "second"; this endpoint takes: seconds"#);
+        let err = Params::parse(Some("seconds=3&seconds=4"), &["seconds"]).unwrap_err();
+        assert!(err.message.contains("more than once"));
+    }
+
+    #[test]
+    fn numbers_are_range_checked() {
+        let p = Params::parse(Some("seconds=0&frequency=abc"), &["seconds", "frequency"]).unwrap();
+        let err = p.number("seconds", 30, 1..=300).unwrap_err();
+        assert_eq!(err.message, r#"seconds: expected a whole number from 1 to 300, got "0""#);
+        assert!(p.number("frequency", 99, 1..=1000).is_err());
+        assert_eq!(p.number("absent", 7, 1..=10).unwrap(), 7);
+    }
+
+    #[test]
+    fn formats_and_flags() {
+        let p = Params::parse(Some("format=svg&threads=1"), &["format", "threads"]).unwrap();
+        assert_eq!(p.format().unwrap(), Format::Svg);
+        assert!(p.flag("threads").unwrap());
+        let p = Params::parse(Some("format=png&threads=yes"), &["format", "threads"]).unwrap();
+        assert!(p.format().unwrap_err().message.contains("pprof, folded, svg"));
+        assert!(p.flag("threads").is_err());
+    }
+}

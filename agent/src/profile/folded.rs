@@ -1,0 +1,208 @@
+//! Collapsed ("folded") stacks: one `root;caller;leaf COUNT` line per distinct stack, the text
+//! format of flamegraph.pl and inferno. Differential input carries two counts per line
+//! (`stack BEFORE AFTER`), which reads as a profile with two sample types.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::{Profile, ProfileBuilder, ValueType};
+
+/// A line of folded input that could not be read, with its 1-based line number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Frame names may not contain the separator or a line break; Rust names can (`[u8; 4]`).
+fn sanitize(name: &str) -> String {
+    name.replace(';', ":").replace(['\n', '\r'], " ")
+}
+
+/// Writes one line per distinct stack, root first, sorted, counting sample value `index`.
+/// Stacks whose value is zero are left out.
+pub fn write(profile: &Profile, index: usize) -> String {
+    let mut stacks: BTreeMap<String, i64> = BTreeMap::new();
+    for sample in &profile.samples {
+        let value = sample.values.get(index).copied().unwrap_or(0);
+        if value == 0 {
+            continue;
+        }
+        let mut names: Vec<String> = profile
+            .frames(sample)
+            .map(|f| sanitize(&f.function.name))
+            .collect();
+        names.reverse();
+        let entry = stacks.entry(names.join(";")).or_insert(0);
+        *entry = entry.saturating_add(value);
+    }
+    let mut out = String::new();
+    for (stack, count) in stacks {
+        out.push_str(&stack);
+        out.push(' ');
+        out.push_str(&count.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// Reads folded stacks. Blank lines are skipped; any other line that is not `stack COUNT` (or
+/// `stack COUNT COUNT` in differential input) is an error naming its line.
+pub fn parse(input: &[u8]) -> Result<Profile, ParseError> {
+    let mut columns: Option<usize> = None;
+    let mut parsed: Vec<(Vec<&str>, Vec<i64>)> = Vec::new();
+    for (i, raw) in input.split(|&b| b == b'\n').enumerate() {
+        let line_no = i + 1;
+        let err = |message: String| ParseError {
+            line: line_no,
+            message,
+        };
+        let text = std::str::from_utf8(raw).map_err(|e| {
+            err(format!(
+                "not valid UTF-8 at byte {} of the line",
+                e.valid_up_to() + 1
+            ))
+        })?;
+        let text = text.trim_end_matches('\r').trim();
+        if text.is_empty() {
+            continue;
+        }
+        let (stack, counts) = split_counts(text).map_err(err)?;
+        match columns {
+            None => columns = Some(counts.len()),
+            Some(n) if n != counts.len() => {
+                return Err(err(format!(
+                    "has {} count(s) but earlier lines have {n}",
+                    counts.len()
+                )))
+            }
+            Some(_) => {}
+        }
+        let frames: Vec<&str> = stack.split(';').collect();
+        if frames.iter().any(|f| f.is_empty()) {
+            return Err(err("has an empty frame name (two `;` in a row, or a leading or trailing `;`)".into()));
+        }
+        parsed.push((frames, counts));
+    }
+
+    let sample_types = match columns {
+        Some(2) => vec![
+            ValueType::new("before", "count"),
+            ValueType::new("after", "count"),
+        ],
+        _ => vec![ValueType::new("samples", "count")],
+    };
+    let mut builder = ProfileBuilder::new(sample_types);
+    for (frames, counts) in parsed {
+        let locations = frames
+            .iter()
+            .rev()
+            .map(|name| builder.named_location(name, "", 0))
+            .collect();
+        builder.sample(locations, counts);
+    }
+    Ok(builder.build())
+}
+
+/// Splits `stack COUNT [COUNT]` into the stack and its counts.
+fn split_counts(text: &str) -> Result<(&str, Vec<i64>), String> {
+    let mut counts = Vec::new();
+    let mut rest = text;
+    while counts.len() < 2 {
+        let Some((head, last)) = rest.rsplit_once([' ', '\t']) else {
+            break;
+        };
+        if !last.bytes().all(|b| b.is_ascii_digit() || b == b'.') || last.is_empty() {
+            break;
+        }
+        counts.push(parse_count(last)?);
+        rest = head.trim_end();
+    }
+    if counts.is_empty() {
+        return Err(format!(
+            "expected `frame;frame;... COUNT`, but the line does not end in a count: {:?}",
+            truncate(text)
+        ));
+    }
+    if rest.is_empty() {
+        return Err("has a count but no stack before it".into());
+    }
+    counts.reverse();
+    Ok((rest, counts))
+}
+
+fn parse_count(token: &str) -> Result<i64, String> {
+    // inferno accepts fractional counts from some collapsers; they are rounded.
+    if token.contains('.') {
+        let value: f64 = token
+            .parse()
+            .map_err(|_| format!("count {token:?} is not a number"))?;
+        if !(0.0..=i64::MAX as f64).contains(&value) {
+            return Err(format!("count {token} does not fit in 64 bits"));
+        }
+        return Ok(value.round() as i64);
+    }
+    token
+        .parse::<i64>()
+        .map_err(|_| format!("count {token} does not fit in 64 bits (at most {})", i64::MAX))
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(80).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_writes_back() {
+        let input = b"main;work 5\nmain 2\n\nmain;work 1\n";
+        let p = parse(input).unwrap();
+        assert_eq!(p.total(0), 8);
+        assert_eq!(write(&p, 0), "main 2\nmain;work 6\n");
+    }
+
+    #[test]
+    fn two_column_lines_are_a_diff() {
+        let p = parse(b"a;b 1 3\na 2 0\n").unwrap();
+        assert_eq!(p.sample_types.len(), 2);
+        assert_eq!((p.total(0), p.total(1)), (3, 3));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let err = parse(b"a;b 1\nno count here\n").unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.message.contains("does not end in a count"), "{err}");
+
+        let err = parse(b"a 99999999999999999999\n").unwrap_err();
+        assert!(err.message.contains("does not fit in 64 bits"), "{err}");
+
+        let err = parse(b"a 1\n\xff\xfe 2\n").unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.message.contains("UTF-8"), "{err}");
+
+        let err = parse(b"a;;b 1\n").unwrap_err();
+        assert!(err.message.contains("empty frame"), "{err}");
+
+        let err = parse(b"a 1\nb 1 2\n").unwrap_err();
+        assert!(err.message.contains("earlier lines have 1"), "{err}");
+    }
+
+    #[test]
+    fn separators_in_names_are_replaced() {
+        let mut b = ProfileBuilder::new(vec![ValueType::new("samples", "count")]);
+        let loc = b.named_location("<[u8; 4] as Foo>::bar", "", 0);
+        b.sample(vec![loc], vec![1]);
+        assert_eq!(write(&b.build(), 0), "<[u8: 4] as Foo>::bar 1\n");
+    }
+}

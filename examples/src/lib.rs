@@ -1,0 +1,1 @@
+//! Runnable services that embed the pyrometer agent; see `examples/`.
