@@ -1,10 +1,21 @@
 //! SVG flame graphs of a [`Profile`], drawn by inferno from the profile's folded stacks.
+//!
+//! Frames are coloured by [`Origin`]: warm for the service's own code, green for dependencies,
+//! blue for the runtime (std, core, alloc, tokio), so the eye finds "my code" first. A
+//! differential graph compares two profiles: widths come from the new one, and each frame is red
+//! where its own value grew and blue where it shrank, as in Brendan Gregg's differential flame
+//! graphs (inferno draws those from two-column folded lines).
 
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::io;
 
+use inferno::flamegraph::color::{Color, PaletteMap};
 use inferno::flamegraph::{self, color::MultiPalette, Palette};
 
-use super::{folded, Profile};
+use super::folded;
+use super::origin::{Origin, OriginRules};
+use super::Profile;
 
 /// What to draw and how to label it.
 #[derive(Debug, Clone)]
@@ -17,6 +28,8 @@ pub struct FlamegraphOptions {
     pub inverted: bool,
     /// Frames narrower than this percentage of the width are left out.
     pub min_width: f64,
+    /// The crates that are the service's own code; empty means inferred (see [`OriginRules`]).
+    pub app_crates: Vec<String>,
 }
 
 impl FlamegraphOptions {
@@ -27,9 +40,13 @@ impl FlamegraphOptions {
             sample_index,
             inverted: false,
             min_width: 0.1,
+            app_crates: Vec::new(),
         }
     }
 }
+
+/// The legend of the origin colours, for subtitles.
+pub const ORIGIN_LEGEND: &str = "orange: own code, green: dependencies, blue: std/core/alloc/tokio";
 
 /// Renders the profile as an interactive SVG (click to zoom, Ctrl-F to search).
 ///
@@ -37,8 +54,62 @@ impl FlamegraphOptions {
 /// engineer who asked for a graph of an idle process should see why it is empty, not an error.
 pub fn render(profile: &Profile, options: &FlamegraphOptions) -> io::Result<Vec<u8>> {
     let stacks = folded::write(profile, options.sample_index);
+    let mut palette = origin_palette(profile, &options.app_crates);
+    draw(profile, options, stacks.lines(), Some(&mut palette))
+}
+
+/// Renders a differential flame graph: widths from `new` (sample value `options.sample_index`),
+/// colours from the change of each frame's own value against `base` (sample value `base_index`).
+/// With `normalize`, base values are scaled so both profiles have the same total, which compares
+/// shapes when the two windows differ in length or load.
+pub fn render_diff(
+    base: &Profile,
+    base_index: usize,
+    new: &Profile,
+    options: &FlamegraphOptions,
+    normalize: bool,
+) -> io::Result<Vec<u8>> {
+    let before = folded::stacks(base, base_index);
+    let after = folded::stacks(new, options.sample_index);
+    let scale = if normalize {
+        let (b, a) = (positive_sum(&before), positive_sum(&after));
+        if b > 0.0 {
+            a / b
+        } else {
+            1.0
+        }
+    } else {
+        1.0
+    };
+    let mut pairs: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for (stack, count) in before {
+        pairs.entry(stack).or_default().0 = (count.max(0) as f64 * scale).round() as i64;
+    }
+    for (stack, count) in after {
+        pairs.entry(stack).or_default().1 = count.max(0);
+    }
+    let lines: Vec<String> = pairs
+        .into_iter()
+        .filter(|(_, (b, a))| *b > 0 || *a > 0)
+        .map(|(stack, (b, a))| format!("{stack} {b} {a}"))
+        .collect();
+    draw(new, options, lines.iter().map(String::as_str), None)
+}
+
+fn positive_sum(stacks: &BTreeMap<String, i64>) -> f64 {
+    stacks.values().filter(|v| **v > 0).map(|v| *v as f64).sum()
+}
+
+/// Hands sorted folded lines to inferno.
+fn draw<'a>(
+    profile: &Profile,
+    options: &FlamegraphOptions,
+    lines: impl Iterator<Item = &'a str>,
+    palette: Option<&mut PaletteMap>,
+) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
-    if stacks.is_empty() {
+    let mut lines = lines.peekable();
+    if lines.peek().is_none() {
         write_empty(&mut out, &options.title)?;
         return Ok(out);
     }
@@ -50,7 +121,7 @@ pub fn render(profile: &Profile, options: &FlamegraphOptions) -> io::Result<Vec<
     opts.title = options.title.clone();
     opts.subtitle = options.subtitle.clone();
     opts.count_name = match unit {
-        "count" => "samples".to_string(),
+        "count" | "" => "samples".to_string(),
         other => other.to_string(),
     };
     opts.colors = Palette::Multi(MultiPalette::Rust);
@@ -60,8 +131,47 @@ pub fn render(profile: &Profile, options: &FlamegraphOptions) -> io::Result<Vec<
         flamegraph::Direction::Straight
     };
     opts.min_width = options.min_width;
-    flamegraph::from_lines(&mut opts, stacks.lines(), &mut out)?;
+    // The lines come from a BTreeMap, already in the order inferno would sort them into.
+    opts.no_sort = true;
+    opts.palette_map = palette;
+    flamegraph::from_lines(&mut opts, lines, &mut out)?;
     Ok(out)
+}
+
+/// One colour per function name, by origin, varied within the origin's hue by a hash of the name
+/// so neighbouring frames stay distinguishable.
+fn origin_palette(profile: &Profile, app_crates: &[String]) -> PaletteMap {
+    let rules = OriginRules::for_profile(profile, app_crates);
+    let mut palette = PaletteMap::default();
+    for function in &profile.functions {
+        let name = folded::sanitize(&function.name);
+        if palette.get(&name).is_some() {
+            continue;
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut hasher);
+        let v = (hasher.finish() % 1000) as f64 / 1000.0;
+        let shade = |lo: f64, hi: f64| (lo + (hi - lo) * v) as u8;
+        let color = match rules.classify(function) {
+            Origin::App => Color {
+                r: 240,
+                g: shade(100.0, 170.0),
+                b: shade(30.0, 70.0),
+            },
+            Origin::Dependency => Color {
+                r: shade(90.0, 150.0),
+                g: 200,
+                b: shade(70.0, 120.0),
+            },
+            Origin::Runtime => Color {
+                r: shade(80.0, 140.0),
+                g: shade(150.0, 190.0),
+                b: 235,
+            },
+        };
+        palette.insert(name, color);
+    }
+    palette
 }
 
 fn write_empty(out: &mut Vec<u8>, title: &str) -> io::Result<()> {
@@ -109,5 +219,78 @@ mod tests {
         let svg = String::from_utf8(render(&p, &FlamegraphOptions::new("t", 0)).unwrap()).unwrap();
         assert!(svg.contains("No samples"));
         assert!(svg.trim_end().ends_with("</svg>"));
+    }
+
+    /// The fill of the first rectangle drawn for `name`.
+    fn fill_of(svg: &str, name: &str) -> String {
+        let at = svg.find(&format!("<title>{name} (")).expect(name);
+        let rest = &svg[at..];
+        let fill = rest.find("fill=\"").unwrap() + 6;
+        rest[fill..fill + rest[fill..].find('"').unwrap()].to_string()
+    }
+
+    fn rgb(fill: &str) -> (u8, u8, u8) {
+        let v: Vec<u8> = fill
+            .trim_start_matches("rgb(")
+            .trim_end_matches(')')
+            .split(',')
+            .map(|c| c.trim().parse().unwrap())
+            .collect();
+        (v[0], v[1], v[2])
+    }
+
+    #[test]
+    fn colours_tell_app_dependencies_and_runtime_apart() {
+        let mut b = ProfileBuilder::new(vec![ValueType::new("samples", "count")]);
+        let main = b.named_location("shop::main", "", 0);
+        let dep = b.named_location("serde_json::to_vec", "", 0);
+        let rt = b.named_location("alloc::raw_vec::finish_grow", "", 0);
+        b.sample(vec![rt, dep, main], vec![10]);
+        let svg = String::from_utf8(render(&b.build(), &FlamegraphOptions::new("t", 0)).unwrap())
+            .unwrap();
+        let (app, dep, rt) = (
+            rgb(&fill_of(&svg, "shop::main")),
+            rgb(&fill_of(&svg, "serde_json::to_vec")),
+            rgb(&fill_of(&svg, "alloc::raw_vec::finish_grow")),
+        );
+        assert_eq!(app.0, 240, "app is warm: {app:?}");
+        assert_eq!(dep.1, 200, "dependencies are green: {dep:?}");
+        assert_eq!(rt.2, 235, "runtime is blue: {rt:?}");
+    }
+
+    #[test]
+    fn differential_graph_is_red_where_a_frame_grew() {
+        let base = folded::parse(b"main;grows 10\nmain;shrinks 10\n").unwrap();
+        let new = folded::parse(b"main;grows 30\nmain;shrinks 2\n").unwrap();
+        let svg = render_diff(&base, 0, &new, &FlamegraphOptions::new("diff", 0), false).unwrap();
+        let svg = String::from_utf8(svg).unwrap();
+        let grew = rgb(&fill_of(&svg, "grows"));
+        let shrank = rgb(&fill_of(&svg, "shrinks"));
+        assert!(grew.0 > grew.2, "grew is red: {grew:?}");
+        assert!(shrank.2 > shrank.0, "shrank is blue: {shrank:?}");
+        // Widths come from the new profile: 32 samples in all.
+        assert!(
+            svg.contains("32 samples"),
+            "{}",
+            &svg[..2000.min(svg.len())]
+        );
+    }
+
+    #[test]
+    fn icicle_puts_the_root_at_the_top() {
+        let p = folded::parse(b"root;leaf 5\n").unwrap();
+        let mut options = FlamegraphOptions::new("t", 0);
+        let y_of = |svg: &[u8], name: &str| -> f64 {
+            let svg = String::from_utf8_lossy(svg);
+            let at = svg.find(&format!("<title>{name} (")).unwrap();
+            let rest = &svg[at..];
+            let y = rest.find(" y=\"").unwrap() + 4;
+            rest[y..y + rest[y..].find('"').unwrap()].parse().unwrap()
+        };
+        let straight = render(&p, &options).unwrap();
+        assert!(y_of(&straight, "root") > y_of(&straight, "leaf"));
+        options.inverted = true;
+        let icicle = render(&p, &options).unwrap();
+        assert!(y_of(&icicle, "root") < y_of(&icicle, "leaf"));
     }
 }

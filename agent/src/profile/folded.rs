@@ -23,28 +23,15 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 /// Frame names may not contain the separator or a line break; Rust names can (`[u8; 4]`).
-fn sanitize(name: &str) -> String {
+pub(crate) fn sanitize(name: &str) -> String {
     name.replace(';', ":").replace(['\n', '\r'], " ")
 }
 
 /// Writes one line per distinct stack, root first, sorted, counting sample value `index`.
 /// Stacks whose value is zero are left out.
 pub fn write(profile: &Profile, index: usize) -> String {
-    let mut stacks: BTreeMap<String, i64> = BTreeMap::new();
-    for sample in &profile.samples {
-        let value = sample.values.get(index).copied().unwrap_or(0);
-        if value == 0 {
-            continue;
-        }
-        let mut names: Vec<String> = profile
-            .frames(sample)
-            .map(|f| sanitize(&f.function.name))
-            .collect();
-        names.reverse();
-        let entry = stacks.entry(names.join(";")).or_insert(0);
-        *entry = entry.saturating_add(value);
-    }
-    let mut out = String::new();
+    let stacks = stacks(profile, index);
+    let mut out = String::with_capacity(stacks.keys().map(|k| k.len() + 12).sum());
     for (stack, count) in stacks {
         out.push_str(&stack);
         out.push(' ');
@@ -52,6 +39,53 @@ pub fn write(profile: &Profile, index: usize) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The distinct stacks (frames joined by `;`, root first) with their summed value `index`,
+/// sorted as inferno sorts its input. Stacks whose sum is zero are left out.
+pub fn stacks(profile: &Profile, index: usize) -> BTreeMap<String, i64> {
+    // Each function's name is sanitized once, not once per appearance in a stack.
+    let names: Vec<String> = profile
+        .functions
+        .iter()
+        .map(|f| sanitize(&f.name))
+        .collect();
+    let mut stacks: BTreeMap<String, i64> = BTreeMap::new();
+    let mut frames: Vec<&str> = Vec::new();
+    let mut stack = String::new();
+    for sample in &profile.samples {
+        let value = sample.values.get(index).copied().unwrap_or(0);
+        if value == 0 {
+            continue;
+        }
+        frames.clear();
+        for &loc in &sample.locations {
+            if let Some(location) = profile.locations.get(loc) {
+                frames.extend(
+                    location
+                        .lines
+                        .iter()
+                        .filter_map(|l| names.get(l.function))
+                        .map(String::as_str),
+                );
+            }
+        }
+        stack.clear();
+        for (i, name) in frames.iter().rev().enumerate() {
+            if i > 0 {
+                stack.push(';');
+            }
+            stack.push_str(name);
+        }
+        match stacks.get_mut(stack.as_str()) {
+            Some(sum) => *sum = sum.saturating_add(value),
+            None => {
+                stacks.insert(stack.clone(), value);
+            }
+        }
+    }
+    stacks.retain(|_, v| *v != 0);
+    stacks
 }
 
 /// Reads folded stacks. Blank lines are skipped; any other line that is not `stack COUNT` (or
@@ -88,7 +122,9 @@ pub fn parse(input: &[u8]) -> Result<Profile, ParseError> {
         }
         let frames: Vec<&str> = stack.split(';').collect();
         if frames.iter().any(|f| f.is_empty()) {
-            return Err(err("has an empty frame name (two `;` in a row, or a leading or trailing `;`)".into()));
+            return Err(err(
+                "has an empty frame name (two `;` in a row, or a leading or trailing `;`)".into(),
+            ));
         }
         parsed.push((frames, counts));
     }
@@ -150,9 +186,12 @@ fn parse_count(token: &str) -> Result<i64, String> {
         }
         return Ok(value.round() as i64);
     }
-    token
-        .parse::<i64>()
-        .map_err(|_| format!("count {token} does not fit in 64 bits (at most {})", i64::MAX))
+    token.parse::<i64>().map_err(|_| {
+        format!(
+            "count {token} does not fit in 64 bits (at most {})",
+            i64::MAX
+        )
+    })
 }
 
 fn truncate(text: &str) -> String {

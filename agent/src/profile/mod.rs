@@ -7,10 +7,12 @@
 //! same structure through [`ProfileBuilder`], which interns functions and locations.
 //!
 //! Codecs: [`pprof`] (profile.proto, gzip-compressed or not), [`folded`] (collapsed stacks) and
-//! [`flamegraph`] (SVG through inferno).
+//! [`flamegraph`] (SVG through inferno, coloured by [`origin`]); [`merge`] combines profiles.
 
 pub mod flamegraph;
 pub mod folded;
+pub mod merge;
+pub mod origin;
 pub mod pprof;
 
 use std::collections::HashMap;
