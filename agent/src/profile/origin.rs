@@ -77,27 +77,56 @@ impl OriginRules {
 
     pub fn classify(&self, function: &Function) -> Origin {
         let name = function.name.as_str();
+        let file = function.filename.as_str();
         let krate = crate_of(name);
         // Go's `main` package, or a C program's `main`, is the program itself.
         if self.app_crates.contains(&krate) || krate == "main" {
             return Origin::App;
         }
-        if is_runtime_name(name, &krate) {
+        if is_runtime_crate(&krate) || name.starts_with("__rust") || name.starts_with("rust_") {
             return Origin::Runtime;
         }
-        let file = function.filename.as_str();
         if DEPENDENCY_PATHS.iter().any(|p| file.contains(p)) {
             return Origin::Dependency;
         }
-        if RUNTIME_PATHS.iter().any(|p| file.contains(p)) {
+        if RUNTIME_PATHS.iter().any(|p| file.contains(p))
+            || RUNTIME_RELATIVE_PATHS.iter().any(|p| file.starts_with(p))
+        {
             return Origin::Runtime;
+        }
+        let rust_path = name.contains("::");
+        if !rust_path && krate != name {
+            // A Go symbol: the standard library has no dot in its first path element, modules
+            // do (github.com/...).
+            let first = krate.split('/').next().unwrap_or("");
+            return if first.contains('.') {
+                Origin::Dependency
+            } else {
+                Origin::Runtime
+            };
         }
         if !file.is_empty() && self.app_crates.is_empty() {
             // A source file outside the registry and the toolchain is the service's own.
             return Origin::App;
         }
+        if !rust_path {
+            // A bare symbol without source (memcpy, _start, [unknown]): C runtime or kernel.
+            return Origin::Runtime;
+        }
         Origin::Dependency
     }
+}
+
+/// Std's sources as backtraces of release builds name them, relative to the library root.
+const RUNTIME_RELATIVE_PATHS: &[&str] = &["std/src/", "core/src/", "alloc/src/"];
+
+/// Runtime crates, and primitive types, whose inherent methods live in core (`<u64>::fmt`).
+fn is_runtime_crate(krate: &str) -> bool {
+    const PRIMITIVES: &[&str] = &[
+        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+        "f32", "f64", "bool", "char", "str",
+    ];
+    RUNTIME_CRATES.contains(&krate) || PRIMITIVES.contains(&krate) || krate.starts_with('[')
 }
 
 /// The crate (Rust) or package (Go) a function name belongs to: `<alloc::vec::Vec<T>>::push`
@@ -119,21 +148,6 @@ pub fn crate_of(name: &str) -> String {
         Some(dot) => name[..slash + dot].to_string(),
         None => name.to_string(),
     }
-}
-
-fn is_runtime_name(name: &str, krate: &str) -> bool {
-    if RUNTIME_CRATES.contains(&krate) || name.starts_with("__rust") || name.starts_with("rust_") {
-        return true;
-    }
-    let rust_path = name.contains("::");
-    let go_symbol = !rust_path && krate != name;
-    if go_symbol {
-        // Go's standard library has no dot in the first path element; modules do (github.com).
-        let first = krate.split('/').next().unwrap_or("");
-        return krate != "main" && !first.contains('.');
-    }
-    // A bare symbol (memcpy, _start, [unknown]) is C runtime, the kernel or a stub.
-    !rust_path
 }
 
 #[cfg(test)]

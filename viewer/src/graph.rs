@@ -1,0 +1,89 @@
+//! `pyrometer flamegraph`: one or more profiles (merged) as an interactive SVG flame graph whose
+//! title and subtitle say what it shows. Two-column folded input (`stack BEFORE AFTER`) is drawn
+//! as a differential graph, as inferno and flamegraph.pl draw it.
+
+use pyrometer::profile::flamegraph::{render, render_diff, FlamegraphOptions, ORIGIN_LEGEND};
+use pyrometer::profile::SampleIndex;
+
+use crate::describe::{sample_index, subtitle, title};
+use crate::error::Error;
+use crate::filter::FrameFilter;
+use crate::input::{Format, Loaded};
+
+#[derive(Debug, Clone)]
+pub struct GraphOptions {
+    pub sample_index: SampleIndex,
+    /// Replaces the generated title.
+    pub title: Option<String>,
+    /// Root at the top.
+    pub icicle: bool,
+    /// Frames narrower than this percentage of the width are left out.
+    pub min_width: f64,
+    pub filter: FrameFilter,
+    /// The service's own crates, coloured as app code; empty infers them from `main`.
+    pub app_crates: Vec<String>,
+}
+
+impl Default for GraphOptions {
+    fn default() -> Self {
+        GraphOptions {
+            sample_index: SampleIndex::Default,
+            title: None,
+            icicle: false,
+            min_width: 0.1,
+            filter: FrameFilter::default(),
+            app_crates: Vec::new(),
+        }
+    }
+}
+
+impl GraphOptions {
+    /// The model's options for sample value `index` of `loaded`, with `title` unless overridden.
+    pub fn flamegraph_options(
+        &self,
+        loaded: &Loaded,
+        index: usize,
+        title: String,
+        legend: &str,
+    ) -> FlamegraphOptions {
+        let mut options = FlamegraphOptions::new(self.title.clone().unwrap_or(title), index);
+        options.subtitle = Some(format!("{} · {legend}", subtitle(loaded, index)));
+        options.inverted = self.icicle;
+        options.min_width = self.min_width;
+        options.app_crates = self.app_crates.clone();
+        options
+    }
+}
+
+/// True for folded input with two counts per line.
+pub fn is_differential(loaded: &Loaded) -> bool {
+    let kinds: Vec<&str> = loaded
+        .profile
+        .sample_types
+        .iter()
+        .map(|t| t.kind.as_str())
+        .collect();
+    loaded.format == Format::Folded && kinds == ["before", "after"]
+}
+
+/// Legend of a differential graph's colours.
+pub const DIFF_LEGEND: &str = "widths: after; red: grew, blue: shrank";
+
+/// Renders the SVG.
+pub fn flamegraph(loaded: &Loaded, options: &GraphOptions) -> Result<Vec<u8>, Error> {
+    let filtered = Loaded {
+        profile: options.filter.apply(loaded.profile.clone()),
+        format: loaded.format,
+        name: loaded.name.clone(),
+    };
+    let failed =
+        |e: std::io::Error| Error::new(&loaded.name, format!("cannot draw the flame graph: {e}"));
+    if is_differential(&filtered) {
+        let title = format!("Differential flame graph of {}", loaded.name);
+        let fg = options.flamegraph_options(&filtered, 1, title, DIFF_LEGEND);
+        return render_diff(&filtered.profile, 0, &filtered.profile, &fg, false).map_err(failed);
+    }
+    let index = sample_index(&filtered, &options.sample_index)?;
+    let fg = options.flamegraph_options(&filtered, index, title(&filtered, index), ORIGIN_LEGEND);
+    render(&filtered.profile, &fg).map_err(failed)
+}
