@@ -19,6 +19,8 @@ pub mod profile;
 
 #[cfg(feature = "cpu")]
 pub mod cpu;
+#[cfg(feature = "heap")]
+pub mod heap;
 #[cfg(feature = "symbolize")]
 mod symbolize;
 
@@ -26,6 +28,10 @@ mod symbolize;
 mod agent;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "http")]
+mod server;
 
 #[cfg(feature = "http")]
 pub use agent::{Agent, AgentBuilder, AgentHandle, StartError};
+#[cfg(feature = "heap")]
+pub use heap::SamplingAllocator;

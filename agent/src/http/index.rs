@@ -16,6 +16,7 @@ pub async fn page(State(shared): State<Shared>) -> Response {
         Some(left) => format!("running, about {} s left", left.as_secs()),
         None => "idle".to_string(),
     };
+    let heap_state = super::heap::status();
     let name = process_name();
     let pid = std::process::id();
     let html = format!(
@@ -29,6 +30,7 @@ code {{ background: #f4f4f4; padding: 0 .2em; }}
 <body>
 <h1>pyrometer: {name} (pid {pid})</h1>
 <p>CPU profiler: <strong id="cpu-state">{cpu_state}</strong>.</p>
+<p>Heap profiler: <strong id="heap-state">{heap_state}</strong>.</p>
 <table>
 <tr><th>profile</th><th>what it shows</th><th>what it costs the service</th><th>take one</th></tr>
 <tr><td><code>profile</code></td>
@@ -38,6 +40,22 @@ code {{ background: #f4f4f4; padding: 0 .2em; }}
 <label>seconds <input name="seconds" type="number" min="1" max="{max}" value="30"></label>
 <label>frequency <input name="frequency" type="number" min="1" max="1000" value="99"></label>
 <select name="format"><option value="svg">svg</option><option value="pprof">pprof</option><option value="folded">folded</option></select>
+<button type="submit">take</button></form></td></tr>
+<tr><td><code>heap</code></td>
+<td>Memory held now (<code>inuse_space</code>) and allocated since start, by stack; with seconds, the change over the window.</td>
+<td>With the sampling allocator installed: a thread-local subtraction per allocation, a stack walk once per 512 KiB allocated on average; nothing more while a profile is taken.</td>
+<td><form action="heap" method="get">
+<label>seconds (empty: now) <input name="seconds" type="number" min="1" max="{max}"></label>
+<select name="format"><option value="svg">svg</option><option value="pprof">pprof</option><option value="folded">folded</option></select>
+<select name="sample_index"><option>inuse_space</option><option>inuse_objects</option><option>alloc_space</option><option>alloc_objects</option></select>
+<button type="submit">take</button></form></td></tr>
+<tr><td><code>allocs</code></td>
+<td>Where the code allocates most (<code>alloc_space</code>): allocation pressure in hot paths, since start or over a window.</td>
+<td>As for heap.</td>
+<td><form action="allocs" method="get">
+<label>seconds <input name="seconds" type="number" min="1" max="{max}" value="30"></label>
+<select name="format"><option value="svg">svg</option><option value="pprof">pprof</option><option value="folded">folded</option></select>
+<select name="sample_index"><option>alloc_space</option><option>alloc_objects</option><option>inuse_space</option><option>inuse_objects</option></select>
 <button type="submit">take</button></form></td></tr>
 </table>
 <p>From a shell: <code>curl -o cpu.pb.gz 'http://HOST/debug/pprof/profile?seconds=30'</code>, then

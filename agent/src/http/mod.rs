@@ -7,6 +7,7 @@
 mod auth;
 mod cpu;
 mod error;
+mod heap;
 mod index;
 mod params;
 
@@ -58,6 +59,8 @@ pub fn router(config: HttpConfig) -> Router {
         .route("/debug/pprof", get(index::redirect))
         .route("/debug/pprof/", get(index::page))
         .route("/debug/pprof/profile", get(cpu::profile))
+        .route("/debug/pprof/heap", get(heap::heap))
+        .route("/debug/pprof/allocs", get(heap::allocs))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             shared.clone(),
