@@ -13,6 +13,7 @@ use axum::Router;
 use tokio::sync::oneshot;
 
 use crate::http::{self, HttpConfig};
+use crate::server;
 
 /// The address the standalone server binds unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:6060";
@@ -121,9 +122,8 @@ impl AgentBuilder {
                     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                         return;
                     };
-                    let serve = axum::serve(listener, app);
                     tokio::select! {
-                        _ = serve => {}
+                        _ = server::serve(listener, app) => {}
                         _ = stopped => {}
                     }
                 });

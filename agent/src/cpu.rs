@@ -153,12 +153,12 @@ impl CpuSession {
         let mut symbolizer = Symbolizer::new(&mut builder);
         let mut stacks: HashMap<Vec<usize>, i64> = HashMap::new();
         for (frames, count) in &report.data {
-            let mut locations: Vec<usize> = frames
-                .frames
+            let ips: Vec<usize> = frames.frames.iter().map(|f| f.ip() as usize).collect();
+            let first = first_interrupted_frame(&mut symbolizer, &ips);
+            let mut locations: Vec<usize> = ips[first..]
                 .iter()
-                .map(|f| symbolizer.location(&mut builder, f.ip() as usize))
+                .map(|&ip| symbolizer.location(&mut builder, ip))
                 .collect();
-            strip_profiler_frames(&mut builder, &mut locations);
             if per_thread {
                 let name = String::from_utf8_lossy(&frames.thread_name[..frames.thread_name_length]);
                 let name = if name.is_empty() {
@@ -177,18 +177,13 @@ impl CpuSession {
     }
 }
 
-/// Drops the frames of the sampler itself: the unwinder, pprof's signal handler, and the signal
-/// trampoline just below it, leaving the interrupted code as the leaf.
-fn strip_profiler_frames(builder: &mut ProfileBuilder, locations: &mut Vec<usize>) {
-    let profile = builder.profile_mut();
-    let handler = locations.iter().rposition(|&loc| {
-        profile.locations[loc]
-            .lines
-            .iter()
-            .any(|l| profile.functions[l.function].name.ends_with("perf_signal_handler"))
+/// Where the interrupted code starts in a stack captured by pprof's signal handler: past the
+/// unwinder, the handler itself, and the signal trampoline just below it.
+fn first_interrupted_frame(symbolizer: &mut Symbolizer, ips: &[usize]) -> usize {
+    let handler = ips.iter().rposition(|&ip| {
+        symbolizer
+            .function_names(ip)
+            .any(|name| name.ends_with("perf_signal_handler"))
     });
-    if let Some(i) = handler {
-        let end = (i + 2).min(locations.len());
-        locations.drain(..end);
-    }
+    handler.map_or(0, |i| (i + 2).min(ips.len()))
 }

@@ -15,6 +15,9 @@ use crate::profile::{Function, Line, Location, Mapping, ProfileBuilder};
 pub(crate) struct Symbolizer {
     /// `(start, end, mapping index)` of every loaded code segment.
     segments: Vec<(usize, usize, usize)>,
+    /// Every address resolved so far, with its functions and lines, innermost first.
+    resolved: HashMap<usize, Vec<(Function, i64)>>,
+    /// Addresses already interned as locations of the profile being built.
     locations: HashMap<usize, usize>,
 }
 
@@ -53,57 +56,71 @@ impl Symbolizer {
         segments.sort_unstable();
         Symbolizer {
             segments,
+            resolved: HashMap::new(),
             locations: HashMap::new(),
         }
     }
 
-    /// The location of a return address (or, for the interrupted frame, an instruction address).
+    /// The names of the functions at an address, innermost inlined call first.
+    pub(crate) fn function_names(&mut self, ip: usize) -> impl Iterator<Item = &str> {
+        self.resolve(ip).iter().map(|(f, _)| f.name.as_str())
+    }
+
+    /// The location of a return address (or, for the interrupted frame, an instruction address),
+    /// interned in the profile being built.
     pub(crate) fn location(&mut self, builder: &mut ProfileBuilder, ip: usize) -> usize {
         if let Some(&id) = self.locations.get(&ip) {
             return id;
         }
-        let mapping = self.mapping_of(ip);
-        let mut lines = Vec::new();
-        // A return address points after the call; the call itself is one byte earlier.
-        let lookup = ip.saturating_sub(1) as *mut c_void;
-        backtrace::resolve(lookup, |symbol| {
-            let name = symbol
-                .name()
-                .map(|n| format!("{n:#}"))
-                .unwrap_or_else(|| format!("{ip:#x}"));
-            let system_name = symbol
-                .name()
-                .and_then(|n| n.as_str().map(str::to_string))
-                .unwrap_or_default();
-            let filename = symbol
-                .filename()
-                .map(|f| f.display().to_string())
-                .unwrap_or_default();
-            let function = builder.function(Function {
-                name,
-                system_name,
-                filename,
-                start_line: 0,
-            });
-            lines.push(Line {
-                function,
-                line: symbol.lineno().map_or(0, i64::from),
-            });
-        });
-        if lines.is_empty() {
-            let function = builder.function(Function {
-                name: format!("{ip:#x}"),
-                ..Function::default()
-            });
-            lines.push(Line { function, line: 0 });
-        }
+        let lines = self
+            .resolve(ip)
+            .iter()
+            .map(|(function, line)| Line {
+                function: builder.function(function.clone()),
+                line: *line,
+            })
+            .collect();
         let id = builder.location(Location {
-            mapping,
+            mapping: self.mapping_of(ip),
             address: ip as u64,
             lines,
         });
         self.locations.insert(ip, id);
         id
+    }
+
+    fn resolve(&mut self, ip: usize) -> &[(Function, i64)] {
+        self.resolved.entry(ip).or_insert_with(|| {
+            let mut lines = Vec::new();
+            // A return address points after the call; the call itself is one byte earlier.
+            let lookup = ip.saturating_sub(1) as *mut c_void;
+            backtrace::resolve(lookup, |symbol| {
+                let function = Function {
+                    name: symbol
+                        .name()
+                        .map(|n| format!("{n:#}"))
+                        .unwrap_or_else(|| format!("{ip:#x}")),
+                    system_name: symbol
+                        .name()
+                        .and_then(|n| n.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    filename: symbol
+                        .filename()
+                        .map(|f| f.display().to_string())
+                        .unwrap_or_default(),
+                    start_line: 0,
+                };
+                lines.push((function, symbol.lineno().map_or(0, i64::from)));
+            });
+            if lines.is_empty() {
+                let unknown = Function {
+                    name: format!("{ip:#x}"),
+                    ..Function::default()
+                };
+                lines.push((unknown, 0));
+            }
+            lines
+        })
     }
 
     fn mapping_of(&self, ip: usize) -> Option<usize> {

@@ -1,0 +1,91 @@
+//! The smallest service with the agent: an axum app whose one route does real work (builds,
+//! hashes and sorts records), plus the one line that starts pyrometer.
+//!
+//! ```sh
+//! cargo run --release --example minimal
+//! curl -o cpu.svg 'http://127.0.0.1:6060/debug/pprof/profile?seconds=10&format=svg'
+//! ```
+//!
+//! Unless started with `--no-load`, it also sends itself a steady trickle of requests over
+//! loopback, so that a profile taken right away shows the request path rather than an idle process.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Work {
+    items: Option<usize>,
+}
+
+/// Builds `items` records, hashes each, sorts them by hash, and reports the smallest.
+async fn work(Query(work): Query<Work>) -> Result<String, (StatusCode, String)> {
+    let items = work.items.unwrap_or(20_000);
+    if !(1..=1_000_000).contains(&items) {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("items: expected 1 to 1000000, got {items}\n"),
+        ));
+    }
+    let smallest = tokio::task::spawn_blocking(move || build_hash_and_sort(items))
+        .await
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(format!("{items} items, smallest hash {smallest:016x}\n"))
+}
+
+#[inline(never)]
+fn build_hash_and_sort(items: usize) -> u64 {
+    let mut records: Vec<(u64, String)> = (0..items)
+        .map(|i| {
+            let name = format!("customer-{i}-order-{}", i * 7919 % 1000);
+            let mut hasher = DefaultHasher::new();
+            name.hash(&mut hasher);
+            (hasher.finish(), name)
+        })
+        .collect();
+    records.sort_unstable();
+    records.first().map_or(0, |r| r.0)
+}
+
+/// Sends requests to this same service over loopback, one at a time, until the process ends.
+async fn self_load(addr: SocketAddr) {
+    let url = format!("http://{addr}/work?items=20000");
+    let client = reqwest::Client::new();
+    loop {
+        if client.get(&url).send().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The one line: serves /debug/pprof/ on 127.0.0.1:6060 (or PYROMETER_ADDR) until dropped.
+    let agent = pyrometer::Agent::builder().start()?;
+
+    let app = Router::new().route("/work", get(work));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    let addr = listener.local_addr()?;
+    let profiler = agent.local_addr();
+    println!("service:  http://{addr}/work?items=20000");
+    println!("profiler: http://{profiler}/debug/pprof/");
+    println!();
+    println!("try:");
+    println!("  curl -o cpu.svg 'http://{profiler}/debug/pprof/profile?seconds=10&format=svg'   # open in a browser");
+    println!("  curl -o cpu.pb.gz 'http://{profiler}/debug/pprof/profile?seconds=10'");
+    println!("  go tool pprof -top cpu.pb.gz");
+    println!("  cargo run --release -p pyrometer-viewer -- flamegraph cpu.pb.gz -o cpu-local.svg");
+    if !std::env::args().any(|a| a == "--no-load") {
+        println!("\n(sending itself requests so that profiles show work; --no-load turns this off)");
+        tokio::spawn(self_load(addr));
+    }
+    axum::serve(listener, app).await?;
+    Ok(())
+}
