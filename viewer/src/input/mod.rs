@@ -8,6 +8,7 @@
 mod dhat;
 mod pprof;
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::path::Path;
 
@@ -88,6 +89,27 @@ pub fn load_merged(paths: &[impl AsRef<Path>]) -> Result<Loaded, Error> {
 
 /// Parses bytes in any supported format. `name` is used in error messages.
 pub fn parse(name: &str, bytes: &[u8]) -> Result<(Profile, Format), Error> {
+    let (label, raw, gzipped) = unwrap(name, bytes)?;
+    let format = if looks_like_text(&raw) {
+        match raw.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => Format::Dhat,
+            _ => Format::Folded,
+        }
+    } else {
+        Format::Pprof
+    };
+    Ok((parse_raw(&label, &raw, format, gzipped)?, format))
+}
+
+/// Parses bytes (gzip-compressed or not) as the given format, without detection.
+pub fn parse_as(name: &str, bytes: &[u8], format: Format) -> Result<Profile, Error> {
+    let (label, raw, gzipped) = unwrap(name, bytes)?;
+    parse_raw(&label, &raw, format, gzipped)
+}
+
+/// Refuses empty input and decompresses gzip, returning the name to use in messages (which
+/// says when positions count in decompressed bytes), the bytes, and whether they were gzipped.
+fn unwrap<'a>(name: &str, bytes: &'a [u8]) -> Result<(String, Cow<'a, [u8]>, bool), Error> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::new(
             name,
@@ -96,25 +118,24 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<(Profile, Format), Error> {
     }
     if pyrometer::profile::pprof::is_gzip(bytes) {
         let raw = pprof::gunzip(name, bytes)?;
-        if looks_like_text(&raw) {
-            return parse_text(&format!("{name} (decompressed)"), &raw);
-        }
-        return Ok((pprof::decode(name, &raw, true)?, Format::Pprof));
+        return Ok((format!("{name} (decompressed)"), Cow::Owned(raw), true));
     }
-    if looks_like_text(bytes) {
-        return parse_text(name, bytes);
-    }
-    Ok((pprof::decode(name, bytes, false)?, Format::Pprof))
+    Ok((name.to_string(), Cow::Borrowed(bytes), false))
 }
 
-fn parse_text(name: &str, text: &[u8]) -> Result<(Profile, Format), Error> {
-    let first = text.iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'{') {
-        return Ok((dhat::parse(name, text)?, Format::Dhat));
+fn parse_raw(name: &str, raw: &[u8], format: Format, gzipped: bool) -> Result<Profile, Error> {
+    match format {
+        Format::Pprof => {
+            // Protobuf positions are reported against the file's own name either way; the
+            // message says when they count in decompressed bytes.
+            let file = name.strip_suffix(" (decompressed)").unwrap_or(name);
+            pprof::decode(file, raw, gzipped)
+        }
+        Format::Dhat => dhat::parse(name, raw),
+        Format::Folded => {
+            folded::parse(raw).map_err(|e| Error::at(name, Position::Line(e.line), e.message))
+        }
     }
-    let profile =
-        folded::parse(text).map_err(|e| Error::at(name, Position::Line(e.line), e.message))?;
-    Ok((profile, Format::Folded))
 }
 
 /// Text has no control characters other than tabs and line breaks in its first kilobytes;
