@@ -87,6 +87,9 @@ pub fn parse(name: &str, text: &[u8]) -> Result<Profile, Error> {
             .map_or(full.as_str(), |at| &full[..at]);
         let message = if e.is_eof() {
             format!("the JSON ends early ({plain}): the file is truncated")
+        } else if plain.contains("floating point") && plain.ends_with("expected u64") {
+            // serde_json reads integers beyond u64 as floats.
+            format!("a count does not fit in 64 bits, or is not a whole number ({plain})")
         } else {
             format!("not a dhat-heap.json file: {plain}")
         };
