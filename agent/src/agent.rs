@@ -91,8 +91,24 @@ impl AgentBuilder {
         self
     }
 
-    /// The endpoints as a Router to merge into the service's own app, with the same token rule.
+    /// The endpoints as a Router to merge into the service's own app. The app may be reachable
+    /// from anywhere, so a token is required; see [`AgentBuilder::router_without_token`].
     pub fn router(self) -> Result<Router, StartError> {
+        let (_, config) = self.resolve()?;
+        if config.token.is_none() {
+            return Err(StartError::Config {
+                setting: "token",
+                message: "a router merged into your app is reachable wherever the app is, so it \
+                          needs a token: call .token(..) or set PYROMETER_TOKEN (use \
+                          .router_without_token() only for an app that listens on loopback)"
+                    .into(),
+            });
+        }
+        Ok(http::router(config))
+    }
+
+    /// The endpoints as a Router with no token check, for an app that only listens on loopback.
+    pub fn router_without_token(self) -> Result<Router, StartError> {
         Ok(http::router(self.resolve()?.1))
     }
 

@@ -274,3 +274,27 @@ async fn the_index_lists_what_can_be_taken() {
     assert_eq!(redirect.status(), 308);
 }
 
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_router_merges_into_the_services_own_app() {
+    let _lock = PROFILER.lock().await;
+    let err = pyrometer::Agent::builder().router().err().expect("refused");
+    assert!(err.to_string().contains("needs a token"), "{err}");
+
+    let app = axum::Router::new()
+        .route("/hello", axum::routing::get(|| async { "hello" }))
+        .merge(pyrometer::Agent::builder().token("s3cret").router().unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    assert_eq!(get(&format!("{base}/hello")).await.text().await.unwrap(), "hello");
+    expect_error(get(&format!("{base}/debug/pprof/profile?seconds=1")).await, 401).await;
+    let ok = reqwest::Client::new()
+        .get(format!("{base}/debug/pprof/profile?seconds=1&format=folded"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}

@@ -6,7 +6,8 @@
 //! curl -o cpu.svg 'http://127.0.0.1:6060/debug/pprof/profile?seconds=10&format=svg'
 //! ```
 //!
-//! Unless started with `--no-load`, it also sends itself a steady trickle of requests over
+//! The service listens on `MINIMAL_ADDR` (default 127.0.0.1:3000), the agent on `PYROMETER_ADDR`
+//! (default 127.0.0.1:6060). Unless started with `--no-load`, it also sends itself a steady trickle of requests over
 //! loopback, so that a profile taken right away shows the request path rather than an idle process.
 
 use std::collections::hash_map::DefaultHasher;
@@ -71,7 +72,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let agent = pyrometer::Agent::builder().start()?;
 
     let app = Router::new().route("/work", get(work));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    let listen = std::env::var("MINIMAL_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_string());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen} (set MINIMAL_ADDR to change it): {e}"))?;
     let addr = listener.local_addr()?;
     let profiler = agent.local_addr();
     println!("service:  http://{addr}/work?items=20000");
