@@ -117,11 +117,18 @@ impl Snapshot {
                 .iter()
                 .map(|&ip| symbolizer.location(&mut builder, ip))
                 .collect();
-            let keep = locations
+            let profile = builder.profile_mut();
+            let sampler_end = locations
                 .iter()
-                .position(|&loc| !is_profiler_location(builder.profile_mut(), loc))
-                .unwrap_or(locations.len());
-            locations.drain(..keep);
+                .position(|&loc| is_location_of(profile, loc, is_entry_point))
+                .or_else(|| {
+                    locations
+                        .iter()
+                        .rposition(|&loc| is_location_of(profile, loc, is_sampler))
+                });
+            if let Some(end) = sampler_end {
+                locations.drain(..=end);
+            }
             if locations.is_empty() {
                 locations.push(builder.named_location(UNRECORDED, "", 0));
             }
@@ -137,9 +144,16 @@ impl Snapshot {
     }
 }
 
-/// The sampler's own frames and the allocator entry points, which sit at the leaf end of every
-/// captured stack: the profile starts at the code that allocated.
-fn is_profiler_location(profile: &Profile, location: usize) -> bool {
+fn is_location_of(profile: &Profile, location: usize, test: fn(&str) -> bool) -> bool {
+    profile.locations[location]
+        .lines
+        .iter()
+        .any(|line| test(&profile.functions[line.function].name))
+}
+
+/// The global allocator's entry points: every captured stack runs through one of them, and
+/// everything on the leaf side of it is the sampler at work, not the code that allocated.
+fn is_entry_point(name: &str) -> bool {
     const ENTRY_POINTS: &[&str] = &[
         "__rust_alloc",
         "__rust_alloc_zeroed",
@@ -147,13 +161,12 @@ fn is_profiler_location(profile: &Profile, location: usize) -> bool {
         "__rg_alloc",
         "__rg_alloc_zeroed",
         "__rg_realloc",
-        "_Unwind_Backtrace",
     ];
-    profile.locations[location].lines.iter().any(|line| {
-        let name = &profile.functions[line.function].name;
-        let last = name.rsplit("::").next().unwrap_or(name);
-        name.contains("pyrometer::heap::")
-            || name.starts_with("backtrace::")
-            || ENTRY_POINTS.contains(&last)
-    })
+    ENTRY_POINTS.contains(&name.rsplit("::").next().unwrap_or(name))
+}
+
+/// The wrapper itself, for stacks captured when it is called directly rather than as the global
+/// allocator.
+fn is_sampler(name: &str) -> bool {
+    name.contains("pyrometer::heap::allocator::")
 }
