@@ -85,7 +85,7 @@ pub fn title(loaded: &Loaded, index: usize) -> String {
     format!("{} ({}) of {}", t.kind, t.unit, loaded.name)
 }
 
-/// `total 730.0 ms in 804.6 ms · 105 functions · pprof from /tmp/goprof`.
+/// `total 730.0 ms in 804.6 ms · 66 samples · pprof of goprof`.
 pub fn subtitle(loaded: &Loaded, index: usize) -> String {
     let p = &loaded.profile;
     let unit = value_type(p, index).unit;
@@ -102,13 +102,13 @@ pub fn subtitle(loaded: &Loaded, index: usize) -> String {
         Format::Folded => "folded stacks",
         Format::Dhat => "dhat",
     };
+    // The binary's file name says which program this is; the rest of its path is noise here.
     let producer = p
         .mappings
         .first()
-        .map(|m| m.filename.as_str())
+        .and_then(|m| m.filename.rsplit('/').next())
         .filter(|f| !f.is_empty())
-        .map(|f| format!(" from {f}"))
-        .or_else(|| p.comments.first().map(|c| format!(" ({c})")))
+        .map(|f| format!(" of {f}"))
         .unwrap_or_default();
     parts.push(format!("{format}{producer}"));
     parts.join(" · ")

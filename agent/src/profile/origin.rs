@@ -140,7 +140,9 @@ pub fn crate_of(name: &str) -> String {
         .or_else(|| name.strip_prefix("const "))
         .unwrap_or(name);
     if let Some((root, _)) = name.split_once("::") {
-        return root.to_string();
+        // `<u64 as core::fmt::Display>::fmt` belongs to `u64`, `fold<core::..>` to `fold`.
+        let end = root.find([' ', '<']).unwrap_or(root.len());
+        return root[..end].to_string();
     }
     // Go: the package is everything up to the first `.` after the last `/`.
     let slash = name.rfind('/').map_or(0, |i| i + 1);
@@ -172,6 +174,7 @@ mod tests {
         assert_eq!(crate_of("crypto/sha256.(*digest).Write"), "crypto/sha256");
         assert_eq!(crate_of("github.com/a/b.F"), "github.com/a/b");
         assert_eq!(crate_of("memcpy"), "memcpy");
+        assert_eq!(crate_of("<u64 as core::fmt::Display>::fmt"), "u64");
     }
 
     #[test]
