@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::http::{self, HttpConfig};
 use crate::server;
+use crate::spans::DiagnoseConfig;
 
 /// The address the standalone server binds unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:6060";
@@ -35,6 +36,7 @@ pub struct AgentBuilder {
     addr: Option<SocketAddr>,
     token: Option<String>,
     max_seconds: Option<u64>,
+    diagnose: DiagnoseConfig,
 }
 
 /// Why the agent did not start.
@@ -88,6 +90,12 @@ impl AgentBuilder {
     /// The longest window a request may ask for, in seconds (default 300).
     pub fn max_seconds(mut self, seconds: u64) -> Self {
         self.max_seconds = Some(seconds);
+        self
+    }
+
+    /// Thresholds of the problems `/debug/pprof/diagnose` reports.
+    pub fn diagnose(mut self, config: DiagnoseConfig) -> Self {
+        self.diagnose = config;
         self
     }
 
@@ -180,7 +188,14 @@ impl AgentBuilder {
                 message: "must be at least 1".into(),
             });
         }
-        Ok((addr, HttpConfig { token, max_seconds }))
+        Ok((
+            addr,
+            HttpConfig {
+                token,
+                max_seconds,
+                diagnose: self.diagnose,
+            },
+        ))
     }
 }
 

@@ -21,6 +21,8 @@ pub mod profile;
 pub mod cpu;
 #[cfg(feature = "heap")]
 pub mod heap;
+#[cfg(feature = "spans")]
+pub mod spans;
 #[cfg(feature = "symbolize")]
 mod symbolize;
 

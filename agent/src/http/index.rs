@@ -17,6 +17,7 @@ pub async fn page(State(shared): State<Shared>) -> Response {
         None => "idle".to_string(),
     };
     let heap_state = super::heap::status();
+    let spans_state = super::spans::status();
     let name = process_name();
     let pid = std::process::id();
     let html = format!(
@@ -31,6 +32,7 @@ code {{ background: #f4f4f4; padding: 0 .2em; }}
 <h1>pyrometer: {name} (pid {pid})</h1>
 <p>CPU profiler: <strong id="cpu-state">{cpu_state}</strong>.</p>
 <p>Heap profiler: <strong id="heap-state">{heap_state}</strong>.</p>
+<p>Span recording: <strong id="spans-state">{spans_state}</strong>.</p>
 <table>
 <tr><th>profile</th><th>what it shows</th><th>what it costs the service</th><th>take one</th></tr>
 <tr><td><code>profile</code></td>
@@ -56,6 +58,21 @@ code {{ background: #f4f4f4; padding: 0 .2em; }}
 <label>seconds <input name="seconds" type="number" min="1" max="{max}" value="30"></label>
 <select name="format"><option value="svg">svg</option><option value="pprof">pprof</option><option value="folded">folded</option></select>
 <select name="sample_index"><option>alloc_space</option><option>alloc_objects</option><option>inuse_space</option><option>inuse_objects</option></select>
+<button type="submit">take</button></form></td></tr>
+<tr><td><code>spans</code></td>
+<td>Wall time of request spans by route and nested span, split into busy (polled) and waiting: where requests wait on the database or other services.</td>
+<td>Nothing when no window is open (one atomic load per span callback); while open, a clock read per span enter and exit and the fields it keeps.</td>
+<td><form action="spans" method="get">
+<label>seconds <input name="seconds" type="number" min="1" max="{max}" value="30"></label>
+<select name="format"><option value="svg">svg</option><option value="pprof">pprof</option><option value="folded">folded</option></select>
+<select name="sample_index"><option>wall</option><option>busy</option><option>waiting</option></select>
+<button type="submit">take</button></form></td></tr>
+<tr><td><code>diagnose</code></td>
+<td>Per-route p50/p95/p99 latency, queries and calls per request, and the problems found: N+1 queries, sequential calls, slow queries, a connection per request, calls without timeouts.</td>
+<td>As for spans.</td>
+<td><form action="diagnose" method="get">
+<label>seconds <input name="seconds" type="number" min="1" max="{max}" value="30"></label>
+<select name="format"><option value="html">html</option><option value="text">text</option><option value="json">json</option></select>
 <button type="submit">take</button></form></td></tr>
 </table>
 <p>From a shell: <code>curl -o cpu.pb.gz 'http://HOST/debug/pprof/profile?seconds=30'</code>, then

@@ -10,6 +10,7 @@ mod error;
 mod heap;
 mod index;
 mod params;
+mod spans;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use axum::{middleware, Router};
 
 use crate::profile::flamegraph::{self, FlamegraphOptions};
 use crate::profile::{folded, pprof, Profile};
+use crate::spans::DiagnoseConfig;
 
 pub use error::ApiError;
 pub use params::{Format, Params};
@@ -34,6 +36,8 @@ pub struct HttpConfig {
     pub token: Option<String>,
     /// The longest profile window a request may ask for, in seconds.
     pub max_seconds: u64,
+    /// Thresholds of `/debug/pprof/diagnose`.
+    pub diagnose: DiagnoseConfig,
 }
 
 impl Default for HttpConfig {
@@ -41,6 +45,7 @@ impl Default for HttpConfig {
         HttpConfig {
             token: None,
             max_seconds: DEFAULT_MAX_SECONDS,
+            diagnose: DiagnoseConfig::default(),
         }
     }
 }
@@ -61,6 +66,8 @@ pub fn router(config: HttpConfig) -> Router {
         .route("/debug/pprof/profile", get(cpu::profile))
         .route("/debug/pprof/heap", get(heap::heap))
         .route("/debug/pprof/allocs", get(heap::allocs))
+        .route("/debug/pprof/spans", get(spans::spans))
+        .route("/debug/pprof/diagnose", get(spans::diagnose))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             shared.clone(),

@@ -82,6 +82,37 @@ impl Params {
         }
     }
 
+    /// One of `allowed`, or `default` when absent.
+    pub fn choice<'a>(&self, name: &str, allowed: &[&'a str], default: &'a str) -> Result<&'a str, ApiError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => allowed.iter().find(|a| **a == raw).copied().ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "{name}: expected one of {}, got {raw:?}",
+                    allowed.join(", ")
+                ))
+            }),
+        }
+    }
+
+    /// A sample type by name or position, as go tool pprof's `-sample_index`; `default` when absent.
+    pub fn sample_index(&self, kinds: &[&str], default: usize) -> Result<usize, ApiError> {
+        let Some(raw) = self.get("sample_index") else {
+            return Ok(default);
+        };
+        kinds
+            .iter()
+            .position(|k| *k == raw)
+            .or_else(|| raw.parse::<usize>().ok().filter(|&i| i < kinds.len()))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "sample_index: expected one of {} (or 0 to {}), got {raw:?}",
+                    kinds.join(", "),
+                    kinds.len() - 1
+                ))
+            })
+    }
+
     pub fn format(&self) -> Result<Format, ApiError> {
         match self.get("format") {
             None | Some("pprof") | Some("proto") => Ok(Format::Pprof),
@@ -114,6 +145,18 @@ mod tests {
         assert_eq!(err.message, r#"seconds: expected a whole number from 1 to 300, got "0""#);
         assert!(p.number("frequency", 99, 1..=1000).is_err());
         assert_eq!(p.number("absent", 7, 1..=10).unwrap(), 7);
+    }
+
+    #[test]
+    fn choices_and_sample_types() {
+        let p = Params::parse(Some("format=html&sample_index=busy"), &["format", "sample_index"]).unwrap();
+        assert_eq!(p.choice("format", &["text", "html"], "text").unwrap(), "html");
+        assert_eq!(p.sample_index(&["wall", "busy"], 0).unwrap(), 1);
+        let p = Params::parse(Some("format=xml&sample_index=2"), &["format", "sample_index"]).unwrap();
+        let err = p.choice("format", &["text", "html"], "text").unwrap_err();
+        assert_eq!(err.message, r#"format: expected one of text, html, got "xml""#);
+        let err = p.sample_index(&["wall", "busy"], 0).unwrap_err();
+        assert_eq!(err.message, r#"sample_index: expected one of wall, busy (or 0 to 1), got "2""#);
     }
 
     #[test]
