@@ -1,6 +1,7 @@
-//! `--focus RE` and `--hide RE`, with go tool pprof's meaning: focus keeps only the samples whose
-//! stack passes through a function matching RE; hide removes matching functions from every stack
-//! (their time goes to their callers' self), and drops samples left with no frame.
+//! `--focus RE`, `--ignore RE` and `--hide RE`, with go tool pprof's meaning: focus keeps only
+//! the samples whose stack passes through a function matching RE; ignore drops those samples;
+//! hide removes matching functions from every stack (their time goes to their callers' self),
+//! and drops samples left with no frame.
 
 use regex::Regex;
 
@@ -13,12 +14,17 @@ use crate::input::Loaded;
 #[derive(Debug, Clone, Default)]
 pub struct FrameFilter {
     pub focus: Option<Regex>,
+    pub ignore: Option<Regex>,
     pub hide: Option<Regex>,
 }
 
 impl FrameFilter {
     /// Compiles the expressions, naming the option whose expression is invalid.
-    pub fn new(focus: Option<&str>, hide: Option<&str>) -> Result<Self, Error> {
+    pub fn new(
+        focus: Option<&str>,
+        ignore: Option<&str>,
+        hide: Option<&str>,
+    ) -> Result<Self, Error> {
         let compile = |option: &str, re: Option<&str>| {
             re.map(|re| {
                 Regex::new(re)
@@ -28,12 +34,13 @@ impl FrameFilter {
         };
         Ok(FrameFilter {
             focus: compile("--focus", focus)?,
+            ignore: compile("--ignore", ignore)?,
             hide: compile("--hide", hide)?,
         })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.focus.is_none() && self.hide.is_none()
+        self.focus.is_none() && self.ignore.is_none() && self.hide.is_none()
     }
 
     /// Filters a loaded profile, keeping its name and format.
@@ -49,19 +56,16 @@ impl FrameFilter {
 
     pub fn apply(&self, mut profile: Profile) -> Profile {
         if let Some(focus) = &self.focus {
-            let matches: Vec<bool> = profile
-                .functions
-                .iter()
-                .map(|f| focus.is_match(&f.name))
-                .collect();
-            let through: Vec<bool> = profile
-                .locations
-                .iter()
-                .map(|l| l.lines.iter().any(|line| matches[line.function]))
-                .collect();
+            let through = locations_matching(&profile, focus);
             profile
                 .samples
                 .retain(|s| s.locations.iter().any(|&l| through[l]));
+        }
+        if let Some(ignore) = &self.ignore {
+            let through = locations_matching(&profile, ignore);
+            profile
+                .samples
+                .retain(|s| !s.locations.iter().any(|&l| through[l]));
         }
         if let Some(hide) = &self.hide {
             let hidden: Vec<bool> = profile
@@ -80,6 +84,20 @@ impl FrameFilter {
         }
         profile
     }
+}
+
+/// For each location, whether one of its functions (inlined ones included) matches.
+fn locations_matching(profile: &Profile, re: &Regex) -> Vec<bool> {
+    let matches: Vec<bool> = profile
+        .functions
+        .iter()
+        .map(|f| re.is_match(&f.name))
+        .collect();
+    profile
+        .locations
+        .iter()
+        .map(|l| l.lines.iter().any(|line| matches[line.function]))
+        .collect()
 }
 
 #[cfg(test)]
@@ -106,7 +124,7 @@ mod tests {
 
     #[test]
     fn invalid_expressions_name_the_option() {
-        let err = FrameFilter::new(None, Some("(")).unwrap_err();
+        let err = FrameFilter::new(None, None, Some("(")).unwrap_err();
         assert_eq!(err.subject, "--hide");
     }
 }

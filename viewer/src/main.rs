@@ -158,6 +158,9 @@ struct Selection {
     /// Keep only stacks that pass through a function matching this regular expression
     #[arg(long, value_name = "RE")]
     focus: Option<String>,
+    /// Drop stacks that pass through a function matching this regular expression
+    #[arg(long, value_name = "RE")]
+    ignore: Option<String>,
     /// Remove functions matching this regular expression from every stack
     #[arg(long, value_name = "RE")]
     hide: Option<String>,
@@ -169,7 +172,11 @@ impl Selection {
     }
 
     fn filter(&self) -> Result<FrameFilter, Error> {
-        FrameFilter::new(self.focus.as_deref(), self.hide.as_deref())
+        FrameFilter::new(
+            self.focus.as_deref(),
+            self.ignore.as_deref(),
+            self.hide.as_deref(),
+        )
     }
 }
 
