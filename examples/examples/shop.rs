@@ -19,6 +19,10 @@ use pyrometer_examples::shop::fixes::{self, Problem};
 use pyrometer_examples::shop::seed::SeedSize;
 use pyrometer_examples::shop::{telemetry, workload, Shop, ShopConfig};
 
+/// Samples allocations for `/debug/pprof/heap` and `/debug/pprof/allocs`.
+#[global_allocator]
+static ALLOC: pyrometer::heap::SamplingAllocator = pyrometer::heap::SamplingAllocator::system();
+
 #[derive(Debug, Parser)]
 #[command(
     about = "A shop service with planted backend performance problems, and the pyrometer agent"

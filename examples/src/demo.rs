@@ -125,7 +125,7 @@ pub async fn run(
         println!("\n(no allocation profiles: this agent has no /debug/pprof/allocs endpoint, or the sampling allocator is not installed)");
     }
     print!("{}", table(&outcomes));
-    print!("{}", where_to_look(&out, agent, shop.seed()));
+    print!("{}", where_to_look(&out, kinds.contains(&Kind::Allocs)));
     println!("\ndone in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -335,34 +335,31 @@ fn table(outcomes: &[Outcome]) -> String {
 }
 
 /// Where the files are and what to run next.
-fn where_to_look(out: &Path, agent: SocketAddr, seed: SeedSize) -> String {
+fn where_to_look(out: &Path, allocs: bool) -> String {
     let dir = out.display();
-    let example = |p: Problem| format!("{dir}/{}-before-cpu", p.name());
-    let mut text = String::new();
-    let _ = writeln!(text, "\nprofiles and flame graphs: {dir}/");
-    let _ = writeln!(text, "  NAME-before-cpu.svg / NAME-after-cpu.svg: open in a browser (click to zoom, Ctrl-F to search)");
-    let _ = writeln!(
-        text,
-        "  {}.svg: the table scan (sqlite3VdbeExec) is most of the CPU",
-        example(Problem::Unindexed)
+    let mut text = format!(
+        "\nprofiles and flame graphs in {dir}/ (open an .svg in a browser: click to zoom, Ctrl-F to search)\n"
     );
-    let _ = writeln!(
+    for problem in Problem::ALL {
+        if let Some(mut signature) = evidence::signature(problem) {
+            if !allocs {
+                signature.kind = Kind::Cpu;
+            }
+            let file = format!("{}-before-{}.svg", problem.name(), signature.kind.stem());
+            let _ = writeln!(
+                text,
+                "  {file:<34} {}: {}",
+                signature.frame, signature.meaning
+            );
+        }
+    }
+    let _ = write!(
         text,
-        "  {dir}/hot-alloc-before-allocs.svg: bytes allocated, by call stack (export_planted)"
-    );
-    let _ = writeln!(
-        text,
-        "  go tool pprof -top {}.pb.gz",
-        example(Problem::NoCache)
-    );
-    let _ = writeln!(
-        text,
-        "  cargo run --release -p pyrometer-viewer -- diff {dir}/unindexed-before-cpu.pb.gz {dir}/unindexed-after-cpu.pb.gz"
-    );
-    let _ = writeln!(
-        text,
-        "the shop was seeded with {} orders; to profile it yourself: cargo run --release --example shop, then\n  curl -o cpu.svg 'http://{agent}/debug/pprof/profile?seconds=10&format=svg'",
-        seed.orders
+        "compare before and after:\n  \
+         go tool pprof -top -diff_base {dir}/unindexed-before-cpu.pb.gz {dir}/unindexed-after-cpu.pb.gz\n  \
+         cargo run --release -p pyrometer-viewer -- diff {dir}/no-cache-before-cpu.pb.gz {dir}/no-cache-after-cpu.pb.gz\n\
+         profile the shop yourself: cargo run --release --example shop, then\n  \
+         curl -o cpu.svg 'http://127.0.0.1:6060/debug/pprof/profile?seconds=10&format=svg'\n"
     );
     text
 }
