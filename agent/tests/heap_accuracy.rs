@@ -170,3 +170,24 @@ fn rate_one_is_exact() {
         }
     }
 }
+
+#[test]
+fn rate_zero_records_nothing_and_the_endpoints_say_so() {
+    let _serial = SERIAL.lock().unwrap();
+    heap::set_sample_rate(0);
+    let profile = profile_of_workload(20_000, 20_000, None);
+    let (_agent, base) = common::start(common::loopback());
+    let response = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        common::expect_error(common::get(&format!("{base}/debug/pprof/heap")).await, 503).await
+    });
+    heap::set_sample_rate(DEFAULT_SAMPLE_RATE);
+
+    assert!(
+        response.starts_with("heap profiling is off: the sample rate is 0"),
+        "{response}"
+    );
+    for index in 0..4 {
+        assert_eq!(common::total_at(&profile, "site_a", index), 0);
+        assert_eq!(common::total_at(&profile, "site_b", index), 0);
+    }
+}

@@ -148,3 +148,12 @@ pub fn total_at(profile: &pyrometer::profile::Profile, function: &str, index: us
         .map(|s| s.values[index])
         .sum()
 }
+
+/// Parses an SVG flame graph as XML (inferno's output declares a DTD), failing on malformed XML.
+pub fn parse_svg(svg: &str) -> roxmltree::Document<'_> {
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    roxmltree::Document::parse_with_options(svg, options).expect("well-formed SVG")
+}
