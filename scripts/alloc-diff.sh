@@ -57,7 +57,7 @@ PYROMETER=$CARGO_TARGET_DIR/$profile_dir/pyrometer
 
 # `"key": number` from pyrometer's JSON report.
 json_number() { sed -n "s/^  \"$1\": \\(-\\{0,1\\}[0-9.e+-]*\\),\\{0,1\\}\$/\\1/p" "$2"; }
-signed() { awk -v b="$1" -v n="$2" 'BEGIN { d = n - b; p = (b == 0) ? (d == 0 ? "0%" : "new") : sprintf("%+.2f%%", d * 100 / b); printf "%+d (%s)", d, p }'; }
+signed() { awk -v b="$1" -v n="$2" 'BEGIN { d = n - b; p = (d == 0) ? "0%" : (b == 0) ? "new" : sprintf("%+.2f%%", d * 100 / b); printf "%+d (%s)", d, p }'; }
 
 failed=0
 echo "### Allocations: \`${BASE_REV}\` (${base_sha:0:10}) → \`${HEAD_REV}\` (${head_sha:0:10})"

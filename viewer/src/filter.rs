@@ -108,14 +108,18 @@ mod tests {
     #[test]
     fn focus_keeps_stacks_through_a_frame_and_hide_drops_frames() {
         let p = folded::parse(b"main;db::query;send 5\nmain;render 3\nmain;db::query 1\n").unwrap();
-        let focused = FrameFilter::new(Some("^db::"), None)
+        let focused = FrameFilter::new(Some("^db::"), None, None)
             .unwrap()
             .apply(p.clone());
         assert_eq!(
             folded::write(&focused, 0),
             "main;db::query 1\nmain;db::query;send 5\n"
         );
-        let hidden = FrameFilter::new(None, Some("query")).unwrap().apply(p);
+        let ignored = FrameFilter::new(None, Some("^db::"), None)
+            .unwrap()
+            .apply(p.clone());
+        assert_eq!(folded::write(&ignored, 0), "main;render 3\n");
+        let hidden = FrameFilter::new(None, None, Some("query")).unwrap().apply(p);
         assert_eq!(
             folded::write(&hidden, 0),
             "main 1\nmain;render 3\nmain;send 5\n"
