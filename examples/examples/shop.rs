@@ -4,6 +4,7 @@
 //!     cargo run --release --example shop -- --demo     # the one-minute tour
 //!     cargo run --release --example shop               # serve it, then profile it yourself
 //!     cargo run --release --example shop -- --fix unindexed,no-cache
+//!     cargo run --release --example shop -- --load http://127.0.0.1:8080 --seconds 10
 //!
 //! `--fix` (or `SHOP_FIX`) starts problems fixed; `POST /admin/fixes/NAME?fixed=true` switches one
 //! at run time. The agent listens on 127.0.0.1:6060 (`PYROMETER_ADDR`, `PYROMETER_TOKEN`).
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use pyrometer_examples::demo::{self, DemoConfig};
+use pyrometer_examples::load::{self, Plan, Stop};
 use pyrometer_examples::shop::fixes::{self, Problem};
 use pyrometer_examples::shop::seed::SeedSize;
 use pyrometer_examples::shop::{telemetry, workload, Shop, ShopConfig};
@@ -64,9 +66,17 @@ struct Args {
     /// Demo: seconds of load per route, before and after its fix.
     #[arg(long, default_value_t = 3)]
     phase_seconds: u64,
-    /// Demo: concurrent clients.
+    /// Demo and --load: concurrent clients.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// Instead of serving, drive load at a shop already running at this loopback URL (for
+    /// example http://127.0.0.1:8080), over every route but the stalling one, and print the
+    /// percentiles per route.
+    #[arg(long, value_name = "URL")]
+    load: Option<String>,
+    /// --load: seconds of load.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
 }
 
 fn main() -> ExitCode {
@@ -89,14 +99,26 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let seed = SeedSize {
+        customers: args.customers,
+        orders: args.orders,
+        products: args.products,
+    };
+    if let Some(target) = &args.load {
+        let addr = load::loopback_target(target)?;
+        let plan = Plan::new(
+            addr,
+            args.concurrency,
+            Stop::After(Duration::from_secs(args.seconds)),
+        );
+        let report = load::run(plan, demo::mixed_targets(seed)).await?;
+        print!("{}", demo::report_table(&report));
+        return Ok(());
+    }
     let agent = demo::start_agent()?;
     let mut config = ShopConfig {
         addr: args.addr,
-        seed: SeedSize {
-            customers: args.customers,
-            orders: args.orders,
-            products: args.products,
-        },
+        seed,
         pool_size: args.pool_size,
         fixed: fixes::parse_list(&args.fix)?,
         upstream_latency: Duration::from_millis(args.upstream_latency_ms),

@@ -132,22 +132,51 @@ pub async fn run(
 
 /// A second of mixed load, so every route has warm connections and caches before it is measured.
 async fn warm_up(shop: &Shop, concurrency: usize) -> Result<(), load::LoadError> {
-    let seed = shop.seed();
-    let targets = Problem::ALL
+    let plan = Plan::new(
+        shop.addr(),
+        concurrency,
+        Stop::After(Duration::from_secs(1)),
+    );
+    load::run(plan, mixed_targets(shop.seed())).await?;
+    Ok(())
+}
+
+/// Every route but the stalling payments one, whose stalls would swamp any other figure.
+pub fn mixed_targets(seed: SeedSize) -> Vec<Target> {
+    Problem::ALL
         .into_iter()
         .filter(|p| *p != Problem::NoTimeout)
         .map(|p| target(p, seed))
-        .collect();
-    load::run(
-        Plan::new(
-            shop.addr(),
-            concurrency,
-            Stop::After(Duration::from_secs(1)),
-        ),
-        targets,
-    )
-    .await?;
-    Ok(())
+        .collect()
+}
+
+/// A load report as a table: one line per route and a total.
+pub fn report_table(report: &load::Report) -> String {
+    let mut out = format!(
+        "{:<24}{:>10}{:>8}{:>10}{:>10}{:>10}{:>10}\n",
+        "route", "requests", "errors", "p50 ms", "p95 ms", "p99 ms", "req/s"
+    );
+    let ms = |s: &RouteStats, q| s.quantile(q).as_secs_f64() * 1000.0;
+    for s in &report.routes {
+        let _ = writeln!(
+            out,
+            "{:<24}{:>10}{:>8}{:>10.2}{:>10.2}{:>10.2}{:>10.0}",
+            s.label,
+            s.requests(),
+            s.failures(),
+            ms(s, 0.5),
+            ms(s, 0.95),
+            ms(s, 0.99),
+            s.throughput()
+        );
+    }
+    let total: f64 = report.routes.iter().map(RouteStats::throughput).sum();
+    let _ = writeln!(
+        out,
+        "total {total:.1} req/s over {:.1} s",
+        report.elapsed.as_secs_f64()
+    );
+    out
 }
 
 /// The load generator's target for a problem's route.
