@@ -148,6 +148,9 @@ async fn bad_requests_get_specific_errors() {
         ("profile?second=3", 400, "unknown parameter \"second\""),
         ("profile?seconds=1&seconds=2", 400, "more than once"),
         ("nothing-here", 404, "no such endpoint: /debug/pprof/nothing-here"),
+        // This test binary installs no SpansLayer.
+        ("spans?seconds=1", 503, "span recording is not enabled: add pyrometer::spans::SpansLayer"),
+        ("diagnose?seconds=1", 503, "span recording is not enabled"),
     ];
     for (path, status, message) in cases {
         let body = expect_error(get(&format!("{base}/debug/pprof/{path}")).await, *status).await;
