@@ -45,9 +45,8 @@ struct Round {
 }
 
 fn run(work: u64, frequency: Option<u32>) -> Round {
-    let session = frequency.map(|f| {
-        pyrometer::cpu::start(f, Duration::from_secs(60)).expect("profiler starts")
-    });
+    let session = frequency
+        .map(|f| pyrometer::cpu::start(f, Duration::from_secs(60)).expect("profiler starts"));
     let cpu_before = process_cpu_time();
     let start = Instant::now();
     let threads: Vec<_> = (0..THREADS)
@@ -77,8 +76,16 @@ fn env_or(name: &str, default: u64) -> u64 {
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and wants it quick.
     let quick = !std::env::args().any(|a| a == "--bench");
-    let rounds = if quick { 1 } else { env_or("ROUNDS", 9) as usize };
-    let work = if quick { 1_000_000 } else { env_or("WORK", 400_000_000) };
+    let rounds = if quick {
+        1
+    } else {
+        env_or("ROUNDS", 9) as usize
+    };
+    let work = if quick {
+        1_000_000
+    } else {
+        env_or("WORK", 400_000_000)
+    };
     let configs: [Option<u32>; 3] = [None, Some(99), Some(999)];
     let mut results: Vec<Vec<Round>> = configs.iter().map(|_| Vec::new()).collect();
 

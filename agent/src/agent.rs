@@ -43,7 +43,10 @@ pub struct AgentBuilder {
 #[derive(Debug)]
 pub enum StartError {
     /// A setting (named) has a value that cannot be used.
-    Config { setting: &'static str, message: String },
+    Config {
+        setting: &'static str,
+        message: String,
+    },
     /// The address is reachable from other hosts and no token is set.
     TokenRequired(SocketAddr),
     /// Binding the listener failed (address in use, no permission).
@@ -127,7 +130,9 @@ impl AgentBuilder {
             return Err(StartError::TokenRequired(addr));
         }
         let listener = StdTcpListener::bind(addr).map_err(|e| StartError::Bind(addr, e))?;
-        let local_addr = listener.local_addr().map_err(|e| StartError::Bind(addr, e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Bind(addr, e))?;
         listener
             .set_nonblocking(true)
             .map_err(|e| StartError::Bind(addr, e))?;

@@ -160,7 +160,8 @@ impl CpuSession {
                 .map(|&ip| symbolizer.location(&mut builder, ip))
                 .collect();
             if per_thread {
-                let name = String::from_utf8_lossy(&frames.thread_name[..frames.thread_name_length]);
+                let name =
+                    String::from_utf8_lossy(&frames.thread_name[..frames.thread_name_length]);
                 let name = if name.is_empty() {
                     format!("thread {}", frames.thread_id)
                 } else {

@@ -40,13 +40,19 @@ fn configuration_from_code_and_environment() {
     let err = Agent::builder().start().err().expect("refused");
     assert!(matches!(err, StartError::TokenRequired(_)), "{err}");
     std::env::set_var("PYROMETER_TOKEN", "from-env");
-    let agent = Agent::builder().start().expect("token from the environment");
+    let agent = Agent::builder()
+        .start()
+        .expect("token from the environment");
     drop(agent);
     std::env::remove_var("PYROMETER_TOKEN");
 
     std::env::set_var("PYROMETER_ADDR", "localhost:6060");
     let err = Agent::builder().start().err().expect("refused");
-    assert!(err.to_string().starts_with("PYROMETER_ADDR: \"localhost:6060\" is not an address"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("PYROMETER_ADDR: \"localhost:6060\" is not an address"),
+        "{err}"
+    );
 
     // A port in use is reported with the address and what to do.
     std::env::set_var("PYROMETER_ADDR", "127.0.0.1:0");

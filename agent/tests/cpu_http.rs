@@ -7,7 +7,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{
-    expect_error, get, go_tool_pprof, loopback, process_cpu_time, start, temp_file, Burners, PROFILER,
+    expect_error, get, go_tool_pprof, loopback, process_cpu_time, start, temp_file, Burners,
+    PROFILER,
 };
 use pyrometer::profile::{folded, pprof, Profile};
 
@@ -42,15 +43,25 @@ async fn profiles_two_busy_threads_in_every_format() {
     let cpu = process_cpu_time() - cpu_before;
     let response = request.await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "application/octet-stream");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/octet-stream"
+    );
     let bytes = response.bytes().await.unwrap();
     assert!(pprof::is_gzip(&bytes), "pprof output is gzip-compressed");
     let profile = pprof::decode(&bytes).unwrap();
     let kinds: Vec<String> = profile.sample_types.iter().map(|t| t.to_string()).collect();
     assert_eq!(kinds, ["samples/count", "cpu/nanoseconds"]);
-    assert_eq!(profile.period_type.as_ref().unwrap().to_string(), "cpu/nanoseconds");
+    assert_eq!(
+        profile.period_type.as_ref().unwrap().to_string(),
+        "cpu/nanoseconds"
+    );
     assert_eq!(profile.period, 1_000_000_000 / 99);
-    assert!(profile.duration_nanos >= 2_000_000_000, "duration {}", profile.duration_nanos);
+    assert!(
+        profile.duration_nanos >= 2_000_000_000,
+        "duration {}",
+        profile.duration_nanos
+    );
     assert!(profile.time_nanos > 0);
 
     let total = profile.total(0);
@@ -60,7 +71,10 @@ async fn profiles_two_busy_threads_in_every_format() {
         "{total} samples, expected about {expected:.0} ({cpu:?} of CPU at 99 Hz)"
     );
     let burning = count_with(&profile, BURNER);
-    assert!(burning * 2 >= total, "{burning} of {total} samples in {BURNER}");
+    assert!(
+        burning * 2 >= total,
+        "{burning} of {total} samples in {BURNER}"
+    );
     assert_eq!(profile.total(1), total * profile.period);
 
     // Symbolized with files and lines, and nothing of the sampler itself.
@@ -69,10 +83,18 @@ async fn profiles_two_busy_threads_in_every_format() {
         .iter()
         .find(|f| f.name.ends_with(BURNER))
         .expect("burner function present");
-    assert!(burner.filename.ends_with("common/mod.rs"), "{}", burner.filename);
+    assert!(
+        burner.filename.ends_with("common/mod.rs"),
+        "{}",
+        burner.filename
+    );
     for f in &profile.functions {
         for bad in FORBIDDEN_FRAMES {
-            assert!(!f.name.contains(bad), "profiler frame {:?} in the profile", f.name);
+            assert!(
+                !f.name.contains(bad),
+                "profiler frame {:?} in the profile",
+                f.name
+            );
         }
     }
     assert!(!profile.mappings.is_empty(), "mappings are recorded");
@@ -85,13 +107,17 @@ async fn profiles_two_busy_threads_in_every_format() {
     assert!(traces.contains(BURNER), "go tool pprof -traces:\n{traces}");
 
     // folded: parses, root first, the burner is a leaf.
-    let response = get(&format!("{base}/debug/pprof/profile?seconds=2&format=folded")).await;
+    let response = get(&format!(
+        "{base}/debug/pprof/profile?seconds=2&format=folded"
+    ))
+    .await;
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     let parsed = folded::parse(text.as_bytes()).unwrap();
     assert!(parsed.total(0) > 0);
     assert!(
-        text.lines().any(|l| l.rsplit_once(' ').unwrap().0.ends_with(BURNER)),
+        text.lines()
+            .any(|l| l.rsplit_once(' ').unwrap().0.ends_with(BURNER)),
         "a stack ends in the burner:\n{text}"
     );
 
@@ -107,7 +133,10 @@ async fn profiles_two_busy_threads_in_every_format() {
     roxmltree::Document::parse_with_options(&svg, options).expect("well-formed SVG");
     assert!(svg.contains(BURNER));
     assert!(svg.contains("CPU profile of"), "title");
-    assert!(svg.contains("2 s at 99 Hz"), "title names the window and rate");
+    assert!(
+        svg.contains("2 s at 99 Hz"),
+        "title names the window and rate"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,21 +144,33 @@ async fn threads_1_roots_stacks_at_thread_names() {
     let _lock = PROFILER.lock().await;
     let (_agent, base) = start(loopback());
     let _burners = Burners::start(2);
-    let text = get(&format!("{base}/debug/pprof/profile?seconds=1&format=folded&threads=1"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = get(&format!(
+        "{base}/debug/pprof/profile?seconds=1&format=folded&threads=1"
+    ))
+    .await
+    .text()
+    .await
+    .unwrap();
     let burner_lines: Vec<&str> = text.lines().filter(|l| l.contains(BURNER)).collect();
     assert!(!burner_lines.is_empty(), "{text}");
     for line in burner_lines {
-        assert!(line.starts_with("burner-"), "rooted at the thread name: {line}");
+        assert!(
+            line.starts_with("burner-"),
+            "rooted at the thread name: {line}"
+        );
     }
 }
 
 async fn assert_profile_still_works(base: &str) {
-    let response = get(&format!("{base}/debug/pprof/profile?seconds=1&format=folded")).await;
-    assert_eq!(response.status(), 200, "a valid profile works after a bad request");
+    let response = get(&format!(
+        "{base}/debug/pprof/profile?seconds=1&format=folded"
+    ))
+    .await;
+    assert_eq!(
+        response.status(),
+        200,
+        "a valid profile works after a bad request"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,24 +178,63 @@ async fn bad_requests_get_specific_errors() {
     let _lock = PROFILER.lock().await;
     let (_agent, base) = start(loopback().max_seconds(60));
     let cases: &[(&str, u16, &str)] = &[
-        ("profile?seconds=0", 400, "seconds: expected a whole number from 1 to 60, got \"0\""),
+        (
+            "profile?seconds=0",
+            400,
+            "seconds: expected a whole number from 1 to 60, got \"0\"",
+        ),
         ("profile?seconds=61", 400, "from 1 to 60"),
-        ("profile?seconds=abc", 400, "seconds: expected a whole number"),
-        ("profile?seconds=-1", 400, "seconds: expected a whole number"),
-        ("profile?frequency=0", 400, "frequency: expected a whole number from 1 to 1000"),
-        ("profile?frequency=1001", 400, "frequency: expected a whole number from 1 to 1000"),
-        ("profile?format=png", 400, "format: expected one of pprof, folded, svg, got \"png\""),
-        ("profile?threads=maybe", 400, "threads: expected 1, 0, true or false"),
+        (
+            "profile?seconds=abc",
+            400,
+            "seconds: expected a whole number",
+        ),
+        (
+            "profile?seconds=-1",
+            400,
+            "seconds: expected a whole number",
+        ),
+        (
+            "profile?frequency=0",
+            400,
+            "frequency: expected a whole number from 1 to 1000",
+        ),
+        (
+            "profile?frequency=1001",
+            400,
+            "frequency: expected a whole number from 1 to 1000",
+        ),
+        (
+            "profile?format=png",
+            400,
+            "format: expected one of pprof, folded, svg, got \"png\"",
+        ),
+        (
+            "profile?threads=maybe",
+            400,
+            "threads: expected 1, 0, true or false",
+        ),
         ("profile?second=3", 400, "unknown parameter \"second\""),
         ("profile?seconds=1&seconds=2", 400, "more than once"),
-        ("nothing-here", 404, "no such endpoint: /debug/pprof/nothing-here"),
+        (
+            "nothing-here",
+            404,
+            "no such endpoint: /debug/pprof/nothing-here",
+        ),
         // This test binary installs no SpansLayer.
-        ("spans?seconds=1", 503, "span recording is not enabled: add pyrometer::spans::SpansLayer"),
+        (
+            "spans?seconds=1",
+            503,
+            "span recording is not enabled: add pyrometer::spans::SpansLayer",
+        ),
         ("diagnose?seconds=1", 503, "span recording is not enabled"),
     ];
     for (path, status, message) in cases {
         let body = expect_error(get(&format!("{base}/debug/pprof/{path}")).await, *status).await;
-        assert!(body.contains(message), "{path}: {body:?} should contain {message:?}");
+        assert!(
+            body.contains(message),
+            "{path}: {body:?} should contain {message:?}"
+        );
         assert_profile_still_works(&base).await;
     }
 }
@@ -172,7 +252,15 @@ async fn a_token_is_required_when_set() {
     assert!(wrong.headers().contains_key("www-authenticate"));
     expect_error(wrong, 401).await;
     // The index is protected too.
-    expect_error(client.get(format!("{base}/debug/pprof/")).send().await.unwrap(), 401).await;
+    expect_error(
+        client
+            .get(format!("{base}/debug/pprof/"))
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
 
     let ok = client.get(&url).bearer_auth("s3cret").send().await.unwrap();
     assert_eq!(ok.status(), 200);
@@ -192,7 +280,11 @@ async fn a_second_profile_waits_its_turn() {
     let first = tokio::spawn(get_owned(format!("{base}/debug/pprof/profile?seconds=3")));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let second = get(&format!("{base}/debug/pprof/profile?seconds=1")).await;
-    let retry_after: u64 = second.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = second.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=4).contains(&retry_after), "Retry-After {retry_after}");
     let body = expect_error(second, 409).await;
     assert!(body.contains("another CPU profile is running"), "{body}");
@@ -215,14 +307,20 @@ async fn a_client_that_disconnects_frees_the_profiler() {
     )
     .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(pyrometer::cpu::is_running(), "the 10-second profile started");
+    assert!(
+        pyrometer::cpu::is_running(),
+        "the 10-second profile started"
+    );
     drop(stream);
 
     let deadline = Instant::now() + Duration::from_secs(1);
     while pyrometer::cpu::is_running() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(!pyrometer::cpu::is_running(), "the profiler is freed within a second");
+    assert!(
+        !pyrometer::cpu::is_running(),
+        "the profiler is freed within a second"
+    );
     let next = get(&format!("{base}/debug/pprof/profile?seconds=1")).await;
     assert_eq!(next.status(), 200, "the next request is not refused");
 }
@@ -262,7 +360,10 @@ async fn the_index_lists_what_can_be_taken() {
     let (_agent, base) = start(loopback());
     let response = get(&format!("{base}/debug/pprof/")).await;
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     let html = response.text().await.unwrap();
     assert!(html.contains(r#"<form action="profile""#), "{html}");
     assert!(html.contains("what it costs the service"));
@@ -277,24 +378,37 @@ async fn the_index_lists_what_can_be_taken() {
     assert_eq!(redirect.status(), 308);
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_router_merges_into_the_services_own_app() {
     let _lock = PROFILER.lock().await;
-    let err = pyrometer::Agent::builder().router().err().expect("refused");
+    let err = pyrometer::Agent::builder().router().expect_err("refused");
     assert!(err.to_string().contains("needs a token"), "{err}");
 
     let app = axum::Router::new()
         .route("/hello", axum::routing::get(|| async { "hello" }))
-        .merge(pyrometer::Agent::builder().token("s3cret").router().unwrap());
+        .merge(
+            pyrometer::Agent::builder()
+                .token("s3cret")
+                .router()
+                .unwrap(),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    assert_eq!(get(&format!("{base}/hello")).await.text().await.unwrap(), "hello");
-    expect_error(get(&format!("{base}/debug/pprof/profile?seconds=1")).await, 401).await;
+    assert_eq!(
+        get(&format!("{base}/hello")).await.text().await.unwrap(),
+        "hello"
+    );
+    expect_error(
+        get(&format!("{base}/debug/pprof/profile?seconds=1")).await,
+        401,
+    )
+    .await;
     let ok = reqwest::Client::new()
-        .get(format!("{base}/debug/pprof/profile?seconds=1&format=folded"))
+        .get(format!(
+            "{base}/debug/pprof/profile?seconds=1&format=folded"
+        ))
         .bearer_auth("s3cret")
         .send()
         .await

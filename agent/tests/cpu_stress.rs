@@ -59,9 +59,9 @@ fn fifty_short_profiles_while_threads_allocate_and_come_and_go() {
 
     let mut sampled = 0;
     for expected in 0..PROFILES {
-        let (i, samples) = finished
-            .recv_timeout(DEADLINE)
-            .unwrap_or_else(|_| panic!("profile {expected} did not finish within {DEADLINE:?}: hang"));
+        let (i, samples) = finished.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+            panic!("profile {expected} did not finish within {DEADLINE:?}: hang")
+        });
         assert_eq!(i, expected);
         sampled += samples;
     }

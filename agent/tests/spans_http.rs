@@ -22,7 +22,9 @@ use tracing_subscriber::prelude::*;
 fn install_layer() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
-        tracing_subscriber::registry().with(SpansLayer::new()).init();
+        tracing_subscriber::registry()
+            .with(SpansLayer::new())
+            .init();
     });
 }
 
@@ -67,7 +69,9 @@ async fn orders(State(app): State<App>) -> String {
     let db = app.db.clone();
     tokio::spawn(async move {
         for _ in 0..6 {
-            let _ = sqlx::query("SELECT count(*) FROM lines WHERE qty = 1").execute(&db).await;
+            let _ = sqlx::query("SELECT count(*) FROM lines WHERE qty = 1")
+                .execute(&db)
+                .await;
         }
     });
     lines.to_string()
@@ -208,19 +212,30 @@ async fn diagnose_and_spans_windows_over_http() {
         "{findings:#?}"
     );
     assert!(
-        !findings.iter().any(|(_, route, _)| route == "GET /quote-concurrent"),
+        !findings
+            .iter()
+            .any(|(_, route, _)| route == "GET /quote-concurrent"),
         "concurrent calls are not a finding: {findings:#?}"
     );
     assert!(
-        !findings.iter().any(|(_, _, pattern)| pattern.contains("qty = ?")),
+        !findings
+            .iter()
+            .any(|(_, _, pattern)| pattern.contains("qty = ?")),
         "the spawned task's statements belong to no request: {findings:#?}"
     );
     let routes = report["routes"].as_array().unwrap();
     let orders = routes.iter().find(|r| r["route"] == "GET /orders").unwrap();
     assert!(orders["requests"].as_u64().unwrap() > 0);
-    assert_eq!(orders["queries_max"].as_u64(), Some(7), "1 list + 6 per order");
+    assert_eq!(
+        orders["queries_max"].as_u64(),
+        Some(7),
+        "1 list + 6 per order"
+    );
     let quote = routes.iter().find(|r| r["route"] == "GET /quote").unwrap();
-    assert!(quote["p50_ms"].as_f64().unwrap() >= 180.0, "three 60 ms calls in a row");
+    assert!(
+        quote["p50_ms"].as_f64().unwrap() >= 180.0,
+        "three 60 ms calls in a row"
+    );
     assert_eq!(quote["calls_max"].as_u64(), Some(3));
 
     // The span profile: wall time by route and nested call, busy and waiting.
@@ -228,16 +243,27 @@ async fn diagnose_and_spans_windows_over_http() {
     let bytes = spans.bytes().await.unwrap();
     let profile = pprof::decode(&bytes).unwrap();
     let kinds: Vec<String> = profile.sample_types.iter().map(|t| t.to_string()).collect();
-    assert_eq!(kinds, ["wall/nanoseconds", "busy/nanoseconds", "waiting/nanoseconds"]);
+    assert_eq!(
+        kinds,
+        [
+            "wall/nanoseconds",
+            "busy/nanoseconds",
+            "waiting/nanoseconds"
+        ]
+    );
     let walls = folded::write(&profile, 0);
     let upstream_call = walls
         .lines()
-        .find(|l| l.starts_with("GET /quote;http: GET http://127.0.0.1:") && l.contains("/inventory/{id}"))
+        .find(|l| {
+            l.starts_with("GET /quote;http: GET http://127.0.0.1:") && l.contains("/inventory/{id}")
+        })
         .unwrap_or_else(|| panic!("no upstream call under GET /quote:\n{walls}"));
     let nanos: i64 = upstream_call.rsplit_once(' ').unwrap().1.parse().unwrap();
     assert!(nanos >= 60_000_000, "{upstream_call}");
     assert!(
-        walls.lines().any(|l| l.starts_with("GET /orders;db: SELECT qty FROM lines WHERE order_id = ?")),
+        walls
+            .lines()
+            .any(|l| l.starts_with("GET /orders;db: SELECT qty FROM lines WHERE order_id = ?")),
         "{walls}"
     );
     // Waiting on the upstream is nearly all waiting, not busy.
@@ -257,7 +283,10 @@ async fn diagnose_and_spans_windows_over_http() {
     let path = temp_file("spans.pb.gz", &bytes);
     for index in ["wall", "busy", "waiting"] {
         let top = go_tool_pprof(&["-top", &format!("-sample_index={index}")], &path);
-        assert!(top.contains("GET /quote"), "go tool pprof -sample_index={index}:\n{top}");
+        assert!(
+            top.contains("GET /quote"),
+            "go tool pprof -sample_index={index}:\n{top}"
+        );
     }
 }
 
@@ -272,24 +301,49 @@ async fn text_and_html_reports_and_bad_parameters() {
     let text = text.text().await.unwrap();
     assert!(text.starts_with("pyrometer diagnose: "), "{text}");
     assert!(text.contains("GET /quote"), "{text}");
-    let html = get(&format!("{base}/debug/pprof/diagnose?seconds=1&format=html")).await;
+    let html = get(&format!(
+        "{base}/debug/pprof/diagnose?seconds=1&format=html"
+    ))
+    .await;
     let html = html.text().await.unwrap();
-    assert!(html.contains("<table>") && html.contains("GET /quote"), "{html}");
+    assert!(
+        html.contains("<table>") && html.contains("GET /quote"),
+        "{html}"
+    );
     load.await.unwrap();
 
     let cases: &[(&str, &str)] = &[
-        ("spans?seconds=0", "seconds: expected a whole number from 1 to 10"),
+        (
+            "spans?seconds=0",
+            "seconds: expected a whole number from 1 to 10",
+        ),
         ("spans?seconds=11", "from 1 to 10"),
-        ("spans?format=xml", "format: expected one of pprof, folded, svg"),
-        ("spans?sample_index=cpu", "sample_index: expected one of wall, busy, waiting"),
-        ("diagnose?format=svg", "format: expected one of text, json, html, got \"svg\""),
+        (
+            "spans?format=xml",
+            "format: expected one of pprof, folded, svg",
+        ),
+        (
+            "spans?sample_index=cpu",
+            "sample_index: expected one of wall, busy, waiting",
+        ),
+        (
+            "diagnose?format=svg",
+            "format: expected one of text, json, html, got \"svg\"",
+        ),
         ("diagnose?frequency=99", "unknown parameter \"frequency\""),
     ];
     for (path, message) in cases {
         let body = expect_error(get(&format!("{base}/debug/pprof/{path}")).await, 400).await;
         assert!(body.contains(message), "{path}: {body:?}");
     }
-    let svg = get(&format!("{base}/debug/pprof/spans?seconds=1&format=svg&sample_index=waiting")).await;
+    let svg = get(&format!(
+        "{base}/debug/pprof/spans?seconds=1&format=svg&sample_index=waiting"
+    ))
+    .await;
     assert_eq!(svg.status(), 200);
-    assert!(svg.text().await.unwrap().contains("waiting time of request spans"));
+    assert!(svg
+        .text()
+        .await
+        .unwrap()
+        .contains("waiting time of request spans"));
 }

@@ -87,7 +87,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  go tool pprof -top cpu.pb.gz");
     println!("  cargo run --release -p pyrometer-viewer -- flamegraph cpu.pb.gz -o cpu-local.svg");
     if !std::env::args().any(|a| a == "--no-load") {
-        println!("\n(sending itself requests so that profiles show work; --no-load turns this off)");
+        println!(
+            "\n(sending itself requests so that profiles show work; --no-load turns this off)"
+        );
         tokio::spawn(self_load(addr));
     }
     axum::serve(listener, app).await?;

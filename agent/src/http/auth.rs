@@ -25,7 +25,10 @@ pub async fn require_token(State(shared): State<Shared>, request: Request, next:
 }
 
 fn presented_token_matches(headers: &HeaderMap, token: &str) -> bool {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     let presented = if let Some(bearer) = value.strip_prefix("Bearer ") {
@@ -61,14 +64,20 @@ mod tests {
     fn accepts_bearer_and_basic() {
         assert!(presented_token_matches(&headers("Bearer s3cret"), "s3cret"));
         let basic = base64::engine::general_purpose::STANDARD.encode("pprof:s3cret");
-        assert!(presented_token_matches(&headers(&format!("Basic {basic}")), "s3cret"));
+        assert!(presented_token_matches(
+            &headers(&format!("Basic {basic}")),
+            "s3cret"
+        ));
     }
 
     #[test]
     fn refuses_wrong_or_missing_tokens() {
         assert!(!presented_token_matches(&HeaderMap::new(), "s3cret"));
         assert!(!presented_token_matches(&headers("Bearer s3cre"), "s3cret"));
-        assert!(!presented_token_matches(&headers("Bearer s3cretX"), "s3cret"));
+        assert!(!presented_token_matches(
+            &headers("Bearer s3cretX"),
+            "s3cret"
+        ));
         assert!(!presented_token_matches(&headers("Basic !!!"), "s3cret"));
         assert!(!presented_token_matches(&headers("s3cret"), "s3cret"));
     }

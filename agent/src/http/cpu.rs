@@ -11,7 +11,10 @@ use crate::cpu::{self, CpuError, MAX_FREQUENCY};
 
 const PARAMS: &[&str] = &["seconds", "frequency", "format", "threads"];
 
-pub async fn profile(State(shared): State<Shared>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+pub async fn profile(
+    State(shared): State<Shared>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref(), PARAMS)?;
     let seconds = params.number("seconds", 30, 1..=shared.config.max_seconds)?;
     let frequency = params.number("frequency", 99, 1..=u64::from(MAX_FREQUENCY))? as u32;

@@ -54,7 +54,12 @@ impl Params {
     }
 
     /// A whole number within `range`, or `default` when absent.
-    pub fn number(&self, name: &str, default: u64, range: RangeInclusive<u64>) -> Result<u64, ApiError> {
+    pub fn number(
+        &self,
+        name: &str,
+        default: u64,
+        range: RangeInclusive<u64>,
+    ) -> Result<u64, ApiError> {
         let Some(raw) = self.get(name) else {
             return Ok(default);
         };
@@ -83,7 +88,12 @@ impl Params {
     }
 
     /// One of `allowed`, or `default` when absent.
-    pub fn choice<'a>(&self, name: &str, allowed: &[&'a str], default: &'a str) -> Result<&'a str, ApiError> {
+    pub fn choice<'a>(
+        &self,
+        name: &str,
+        allowed: &[&'a str],
+        default: &'a str,
+    ) -> Result<&'a str, ApiError> {
         match self.get(name) {
             None => Ok(default),
             Some(raw) => allowed.iter().find(|a| **a == raw).copied().ok_or_else(|| {
@@ -133,7 +143,10 @@ mod tests {
     #[test]
     fn refuses_unknown_and_repeated_parameters() {
         let err = Params::parse(Some("second=3"), &["seconds"]).unwrap_err();
-        assert_eq!(err.message, r#"unknown parameter "second"; this endpoint takes: seconds"#);
+        assert_eq!(
+            err.message,
+            r#"unknown parameter "second"; this endpoint takes: seconds"#
+        );
         let err = Params::parse(Some("seconds=3&seconds=4"), &["seconds"]).unwrap_err();
         assert!(err.message.contains("more than once"));
     }
@@ -142,21 +155,41 @@ mod tests {
     fn numbers_are_range_checked() {
         let p = Params::parse(Some("seconds=0&frequency=abc"), &["seconds", "frequency"]).unwrap();
         let err = p.number("seconds", 30, 1..=300).unwrap_err();
-        assert_eq!(err.message, r#"seconds: expected a whole number from 1 to 300, got "0""#);
+        assert_eq!(
+            err.message,
+            r#"seconds: expected a whole number from 1 to 300, got "0""#
+        );
         assert!(p.number("frequency", 99, 1..=1000).is_err());
         assert_eq!(p.number("absent", 7, 1..=10).unwrap(), 7);
     }
 
     #[test]
     fn choices_and_sample_types() {
-        let p = Params::parse(Some("format=html&sample_index=busy"), &["format", "sample_index"]).unwrap();
-        assert_eq!(p.choice("format", &["text", "html"], "text").unwrap(), "html");
+        let p = Params::parse(
+            Some("format=html&sample_index=busy"),
+            &["format", "sample_index"],
+        )
+        .unwrap();
+        assert_eq!(
+            p.choice("format", &["text", "html"], "text").unwrap(),
+            "html"
+        );
         assert_eq!(p.sample_index(&["wall", "busy"], 0).unwrap(), 1);
-        let p = Params::parse(Some("format=xml&sample_index=2"), &["format", "sample_index"]).unwrap();
+        let p = Params::parse(
+            Some("format=xml&sample_index=2"),
+            &["format", "sample_index"],
+        )
+        .unwrap();
         let err = p.choice("format", &["text", "html"], "text").unwrap_err();
-        assert_eq!(err.message, r#"format: expected one of text, html, got "xml""#);
+        assert_eq!(
+            err.message,
+            r#"format: expected one of text, html, got "xml""#
+        );
         let err = p.sample_index(&["wall", "busy"], 0).unwrap_err();
-        assert_eq!(err.message, r#"sample_index: expected one of wall, busy (or 0 to 1), got "2""#);
+        assert_eq!(
+            err.message,
+            r#"sample_index: expected one of wall, busy (or 0 to 1), got "2""#
+        );
     }
 
     #[test]
@@ -165,7 +198,11 @@ mod tests {
         assert_eq!(p.format().unwrap(), Format::Svg);
         assert!(p.flag("threads").unwrap());
         let p = Params::parse(Some("format=png&threads=yes"), &["format", "threads"]).unwrap();
-        assert!(p.format().unwrap_err().message.contains("pprof, folded, svg"));
+        assert!(p
+            .format()
+            .unwrap_err()
+            .message
+            .contains("pprof, folded, svg"));
         assert!(p.flag("threads").is_err());
     }
 }

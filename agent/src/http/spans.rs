@@ -22,7 +22,10 @@ async fn record(shared: &Shared, params: &Params) -> Result<(Recording, u64), Ap
     Ok((window.finish(), seconds))
 }
 
-pub async fn spans(State(shared): State<Shared>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+pub async fn spans(
+    State(shared): State<Shared>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref(), &["seconds", "format", "sample_index"])?;
     let format = params.format()?;
     let index = params.sample_index(SAMPLE_TYPES, 0)?;
@@ -48,7 +51,10 @@ pub async fn spans(State(shared): State<Shared>, RawQuery(query): RawQuery) -> R
     respond(&profile, format, index, title, "spans")
 }
 
-pub async fn diagnose(State(shared): State<Shared>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+pub async fn diagnose(
+    State(shared): State<Shared>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref(), &["seconds", "format"])?;
     let format = params.choice("format", &["text", "json", "html"], "text")?;
     let (recording, _) = record(&shared, &params).await?;

@@ -73,7 +73,9 @@ impl FindingKind {
         match self {
             FindingKind::NPlusOneQueries => "N+1 queries",
             FindingKind::ConsecutiveQueries => "consecutive queries that could run concurrently",
-            FindingKind::ConsecutiveHttpCalls => "sequential outbound calls that could run concurrently",
+            FindingKind::ConsecutiveHttpCalls => {
+                "sequential outbound calls that could run concurrently"
+            }
             FindingKind::SlowQuery => "slow query",
             FindingKind::ConnectionPerRequest => "a new database connection per request",
             FindingKind::NoTimeout => "outbound call without a timeout",
@@ -151,12 +153,20 @@ fn ms(d: Duration) -> f64 {
 
 /// A statement that sets up a connection rather than doing the request's work.
 fn is_setup(statement: &str) -> bool {
-    let head = statement.trim_start().get(..7).unwrap_or("").to_ascii_uppercase();
+    let head = statement
+        .trim_start()
+        .get(..7)
+        .unwrap_or("")
+        .to_ascii_uppercase();
     head.starts_with("PRAGMA") || head.starts_with("SET ")
 }
 
 fn is_read(statement: &str) -> bool {
-    let head = statement.trim_start().get(..6).unwrap_or("").to_ascii_uppercase();
+    let head = statement
+        .trim_start()
+        .get(..6)
+        .unwrap_or("")
+        .to_ascii_uppercase();
     head == "SELECT" || head.starts_with("WITH")
 }
 
@@ -295,7 +305,11 @@ fn hint(kind: FindingKind, pattern: &str) -> String {
     }
 }
 
-fn detect_n_plus_one(request: &RequestView, config: &DiagnoseConfig, out: &mut BTreeMap<Key, Evidence>) {
+fn detect_n_plus_one(
+    request: &RequestView,
+    config: &DiagnoseConfig,
+    out: &mut BTreeMap<Key, Evidence>,
+) {
     let mut statements: Vec<(&Node, String)> = request
         .node
         .walk()
@@ -309,32 +323,58 @@ fn detect_n_plus_one(request: &RequestView, config: &DiagnoseConfig, out: &mut B
     let mut i = 0;
     while i < statements.len() {
         let pattern = &statements[i].1;
-        let run = statements[i..].iter().take_while(|(_, p)| p == pattern).count();
+        let run = statements[i..]
+            .iter()
+            .take_while(|(_, p)| p == pattern)
+            .count();
         let total: Duration = statements[i..i + run].iter().map(|(n, _)| n.wall()).sum();
         if i > 0 && run >= config.n_plus_one_min_repeats && total >= config.n_plus_one_min_total {
-            out.entry((FindingKind::NPlusOneQueries, request.route.clone(), pattern.clone()))
-                .or_default()
-                .add(run as u64, total, || request.example());
+            out.entry((
+                FindingKind::NPlusOneQueries,
+                request.route.clone(),
+                pattern.clone(),
+            ))
+            .or_default()
+            .add(run as u64, total, || request.example());
         }
         i += run;
     }
 }
 
-fn detect_consecutive(request: &RequestView, config: &DiagnoseConfig, out: &mut BTreeMap<Key, Evidence>) {
+fn detect_consecutive(
+    request: &RequestView,
+    config: &DiagnoseConfig,
+    out: &mut BTreeMap<Key, Evidence>,
+) {
     for (_, parent) in request.node.walk() {
         let mut run: Vec<(&Node, CallClass, String)> = Vec::new();
-        let flush = |run: &mut Vec<(&Node, CallClass, String)>, out: &mut BTreeMap<Key, Evidence>| {
+        let flush = |run: &mut Vec<(&Node, CallClass, String)>,
+                     out: &mut BTreeMap<Key, Evidence>| {
             if run.len() >= 2 {
                 let class = run[0].1;
                 let total: Duration = run.iter().map(|(n, _, _)| n.wall()).sum();
-                let longest = run.iter().map(|(n, _, _)| n.wall()).max().unwrap_or_default();
+                let longest = run
+                    .iter()
+                    .map(|(n, _, _)| n.wall())
+                    .max()
+                    .unwrap_or_default();
                 let saved = total - longest;
                 let (kind, threshold) = match class {
-                    CallClass::Db => (FindingKind::ConsecutiveQueries, config.consecutive_db_min_saved),
-                    CallClass::Http => (FindingKind::ConsecutiveHttpCalls, config.consecutive_http_min_saved),
+                    CallClass::Db => (
+                        FindingKind::ConsecutiveQueries,
+                        config.consecutive_db_min_saved,
+                    ),
+                    CallClass::Http => (
+                        FindingKind::ConsecutiveHttpCalls,
+                        config.consecutive_http_min_saved,
+                    ),
                 };
                 if saved >= threshold {
-                    let pattern = run.iter().map(|(_, _, p)| p.as_str()).collect::<Vec<_>>().join(" → ");
+                    let pattern = run
+                        .iter()
+                        .map(|(_, _, p)| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" → ");
                     out.entry((kind, request.route.clone(), pattern))
                         .or_default()
                         .add(run.len() as u64, saved, || request.example());
@@ -363,7 +403,11 @@ fn detect_consecutive(request: &RequestView, config: &DiagnoseConfig, out: &mut 
     }
 }
 
-fn detect_repeated_calls(request: &RequestView, config: &DiagnoseConfig, out: &mut BTreeMap<Key, Evidence>) {
+fn detect_repeated_calls(
+    request: &RequestView,
+    config: &DiagnoseConfig,
+    out: &mut BTreeMap<Key, Evidence>,
+) {
     let mut calls: HashMap<String, (u64, Duration)> = HashMap::new();
     for (_, node) in request.node.walk() {
         if let Some((CallClass::Http, pattern, _)) = call_of(node) {
@@ -374,9 +418,13 @@ fn detect_repeated_calls(request: &RequestView, config: &DiagnoseConfig, out: &m
     }
     for (pattern, (count, cost)) in calls {
         if count as usize >= config.repeated_call_min {
-            out.entry((FindingKind::RepeatedHttpCalls, request.route.clone(), pattern))
-                .or_default()
-                .add(count, cost, || request.example());
+            out.entry((
+                FindingKind::RepeatedHttpCalls,
+                request.route.clone(),
+                pattern,
+            ))
+            .or_default()
+            .add(count, cost, || request.example());
         }
     }
 }
@@ -410,7 +458,11 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[rank - 1]
 }
 
-fn detect_slow_queries(requests: &[RequestView], config: &DiagnoseConfig, out: &mut BTreeMap<Key, Evidence>) {
+fn detect_slow_queries(
+    requests: &[RequestView],
+    config: &DiagnoseConfig,
+    out: &mut BTreeMap<Key, Evidence>,
+) {
     for ((route, pattern), calls) in calls_by_pattern(requests, CallClass::Db) {
         let mut walls: Vec<Duration> = calls.iter().map(|(_, n)| n.wall()).collect();
         walls.sort();
@@ -421,7 +473,9 @@ fn detect_slow_queries(requests: &[RequestView], config: &DiagnoseConfig, out: &
             .iter()
             .max_by_key(|(_, n)| n.wall())
             .expect("a pattern has calls");
-        let entry = out.entry((FindingKind::SlowQuery, route, pattern)).or_default();
+        let entry = out
+            .entry((FindingKind::SlowQuery, route, pattern))
+            .or_default();
         entry.occurrences = calls.len() as u64;
         entry.requests = count_requests(&calls);
         entry.cost = walls.iter().sum();
@@ -436,7 +490,11 @@ fn count_requests(calls: &[(&RequestView, &Node)]) -> u64 {
     seen.len() as u64
 }
 
-fn detect_connection_per_request(requests: &[RequestView], config: &DiagnoseConfig, out: &mut BTreeMap<Key, Evidence>) {
+fn detect_connection_per_request(
+    requests: &[RequestView],
+    config: &DiagnoseConfig,
+    out: &mut BTreeMap<Key, Evidence>,
+) {
     let mut by_route: BTreeMap<&str, Vec<&RequestView>> = BTreeMap::new();
     for r in requests {
         by_route.entry(&r.route).or_default().push(r);
@@ -473,7 +531,11 @@ fn detect_connection_per_request(requests: &[RequestView], config: &DiagnoseConf
         let share = with_setup as f64 / rs.len() as f64;
         if with_setup >= 2 && share >= config.connection_per_request_share {
             out.insert(
-                (FindingKind::ConnectionPerRequest, route.to_string(), pattern),
+                (
+                    FindingKind::ConnectionPerRequest,
+                    route.to_string(),
+                    pattern,
+                ),
                 Evidence {
                     occurrences: with_setup,
                     requests: with_setup,
@@ -485,7 +547,11 @@ fn detect_connection_per_request(requests: &[RequestView], config: &DiagnoseConf
     }
 }
 
-fn detect_no_timeout(requests: &[RequestView], config: &DiagnoseConfig, out: &mut BTreeMap<Key, Evidence>) {
+fn detect_no_timeout(
+    requests: &[RequestView],
+    config: &DiagnoseConfig,
+    out: &mut BTreeMap<Key, Evidence>,
+) {
     for ((route, pattern), calls) in calls_by_pattern(requests, CallClass::Http) {
         if calls.len() < config.no_timeout_min_calls || calls.iter().any(|(_, n)| n.timed_out()) {
             continue;
@@ -584,7 +650,10 @@ mod tests {
             };
             let mut root = Node::new("http.server", kind, self.at(from), self.at(to));
             root.children = children;
-            Trace { root, nested: false }
+            Trace {
+                root,
+                nested: false,
+            }
         }
 
         fn db(&self, sql: &str, from: u64, to: u64) -> Node {
@@ -621,7 +690,11 @@ mod tests {
     }
 
     fn kinds(report: &Report) -> Vec<(FindingKind, &str)> {
-        report.findings.iter().map(|f| (f.kind, f.route.as_str())).collect()
+        report
+            .findings
+            .iter()
+            .map(|f| (f.kind, f.route.as_str()))
+            .collect()
     }
 
     /// A list query, then one query per item, each `each` ms long.
@@ -629,7 +702,11 @@ mod tests {
         let mut children = vec![t.db("SELECT id FROM orders LIMIT 50", 0, 5)];
         for i in 0..items {
             let start = 5 + i * each;
-            children.push(t.db(&format!("SELECT * FROM lines WHERE order_id = {i}"), start, start + each));
+            children.push(t.db(
+                &format!("SELECT * FROM lines WHERE order_id = {i}"),
+                start,
+                start + each,
+            ));
         }
         t.request("/orders", 0, 10 + items * each, children)
     }
@@ -639,20 +716,41 @@ mod tests {
         let t = Timeline(Instant::now());
         let config = DiagnoseConfig::default();
         let report = run(&t, vec![n_plus_one(&t, 10, 10)], &config);
-        assert_eq!(kinds(&report), [(FindingKind::NPlusOneQueries, "GET /orders")]);
+        assert_eq!(
+            kinds(&report),
+            [(FindingKind::NPlusOneQueries, "GET /orders")]
+        );
         let f = &report.findings[0];
         assert_eq!(f.pattern, "SELECT * FROM lines WHERE order_id = ?");
         assert_eq!((f.occurrences, f.requests), (10, 1));
         assert_eq!(f.cost_ms.round(), 100.0);
-        assert!(f.example.starts_with("GET /orders at +0.0 s"), "{}", f.example);
+        assert!(
+            f.example.starts_with("GET /orders at +0.0 s"),
+            "{}",
+            f.example
+        );
 
         // Four repeats, or five that take under 50 ms together, are not N+1.
-        assert!(run(&t, vec![n_plus_one(&t, 4, 20)], &config).findings.is_empty());
-        assert!(run(&t, vec![n_plus_one(&t, 5, 9)], &config).findings.is_empty());
+        assert!(run(&t, vec![n_plus_one(&t, 4, 20)], &config)
+            .findings
+            .is_empty());
+        assert!(run(&t, vec![n_plus_one(&t, 5, 9)], &config)
+            .findings
+            .is_empty());
 
         // Without a different statement before them, repeats are not reported either.
-        let repeats = (0..10).map(|i| t.db(&format!("SELECT 1 FROM t WHERE id = {i}"), i * 10, i * 10 + 10)).collect();
-        assert!(run(&t, vec![t.request("/x", 0, 100, repeats)], &config).findings.is_empty());
+        let repeats = (0..10)
+            .map(|i| {
+                t.db(
+                    &format!("SELECT 1 FROM t WHERE id = {i}"),
+                    i * 10,
+                    i * 10 + 10,
+                )
+            })
+            .collect();
+        assert!(run(&t, vec![t.request("/x", 0, 100, repeats)], &config)
+            .findings
+            .is_empty());
     }
 
     #[test]
@@ -669,9 +767,16 @@ mod tests {
             ],
         );
         let report = run(&t, vec![sequential], &DiagnoseConfig::default());
-        assert_eq!(kinds(&report), [(FindingKind::ConsecutiveHttpCalls, "GET /quote")]);
+        assert_eq!(
+            kinds(&report),
+            [(FindingKind::ConsecutiveHttpCalls, "GET /quote")]
+        );
         let f = &report.findings[0];
-        assert_eq!(f.cost_ms.round(), 200.0, "300 ms in sequence, 100 ms at once");
+        assert_eq!(
+            f.cost_ms.round(),
+            200.0,
+            "300 ms in sequence, 100 ms at once"
+        );
         assert_eq!(
             f.pattern,
             "GET http://up/inventory/{id} → GET http://up/pricing/{id} → GET http://up/shipping/{id}"
@@ -691,14 +796,29 @@ mod tests {
                 t.http("http://up/shipping/7", 10, 110),
             ],
         );
-        assert!(run(&t, vec![concurrent], &DiagnoseConfig::default()).findings.is_empty());
+        assert!(run(&t, vec![concurrent], &DiagnoseConfig::default())
+            .findings
+            .is_empty());
 
         // Overlapping repeats of one statement are still N+1 (the count is what hurts), but they
         // are not "consecutive" calls.
         let mut children = vec![t.db("SELECT id FROM orders", 0, 5)];
-        children.extend((0..6).map(|i| t.db(&format!("SELECT * FROM lines WHERE id = {i}"), 5 + i, 45 + i)));
-        let report = run(&t, vec![t.request("/orders", 0, 60, children)], &DiagnoseConfig::default());
-        assert_eq!(kinds(&report), [(FindingKind::NPlusOneQueries, "GET /orders")]);
+        children.extend((0..6).map(|i| {
+            t.db(
+                &format!("SELECT * FROM lines WHERE id = {i}"),
+                5 + i,
+                45 + i,
+            )
+        }));
+        let report = run(
+            &t,
+            vec![t.request("/orders", 0, 60, children)],
+            &DiagnoseConfig::default(),
+        );
+        assert_eq!(
+            kinds(&report),
+            [(FindingKind::NPlusOneQueries, "GET /orders")]
+        );
     }
 
     #[test]
@@ -711,17 +831,32 @@ mod tests {
                     "/lookup",
                     from,
                     from + 700,
-                    vec![t.db("SELECT * FROM orders WHERE reference = 'R-1'", from, from + 600)],
+                    vec![t.db(
+                        "SELECT * FROM orders WHERE reference = 'R-1'",
+                        from,
+                        from + 600,
+                    )],
                 )
             })
             .collect();
         let report = run(&t, traces, &DiagnoseConfig::default());
         assert_eq!(kinds(&report), [(FindingKind::SlowQuery, "GET /lookup")]);
-        assert!(report.findings[0].hint.contains("compares reference"), "{}", report.findings[0].hint);
+        assert!(
+            report.findings[0].hint.contains("compares reference"),
+            "{}",
+            report.findings[0].hint
+        );
         assert_eq!(report.findings[0].occurrences, 20);
 
-        let fast = vec![t.request("/lookup", 0, 50, vec![t.db("SELECT 1 FROM t WHERE a = 1", 0, 40)])];
-        assert!(run(&t, fast, &DiagnoseConfig::default()).findings.is_empty());
+        let fast = vec![t.request(
+            "/lookup",
+            0,
+            50,
+            vec![t.db("SELECT 1 FROM t WHERE a = 1", 0, 40)],
+        )];
+        assert!(run(&t, fast, &DiagnoseConfig::default())
+            .findings
+            .is_empty());
     }
 
     #[test]
@@ -739,24 +874,57 @@ mod tests {
             )
         };
         let pooled = |from: u64| {
-            t.request("/customers/{id}", from, from + 10, vec![t.db("SELECT * FROM customers WHERE id = 3", from, from + 5)])
+            t.request(
+                "/customers/{id}",
+                from,
+                from + 10,
+                vec![t.db("SELECT * FROM customers WHERE id = 3", from, from + 5)],
+            )
         };
-        let report = run(&t, vec![with_connect(0), with_connect(100), pooled(200)], &DiagnoseConfig::default());
-        assert_eq!(kinds(&report), [(FindingKind::ConnectionPerRequest, "GET /customers/{id}")]);
+        let report = run(
+            &t,
+            vec![with_connect(0), with_connect(100), pooled(200)],
+            &DiagnoseConfig::default(),
+        );
+        assert_eq!(
+            kinds(&report),
+            [(FindingKind::ConnectionPerRequest, "GET /customers/{id}")]
+        );
         assert_eq!(report.findings[0].pattern, "db.connect");
 
         // PRAGMA statements run on connect count as set-up too; a minority of requests does not.
-        let pragma = |from: u64| t.request("/c", from, from + 5, vec![t.db("PRAGMA foreign_keys = ON", from, from + 1)]);
+        let pragma = |from: u64| {
+            t.request(
+                "/c",
+                from,
+                from + 5,
+                vec![t.db("PRAGMA foreign_keys = ON", from, from + 1)],
+            )
+        };
         let report = run(&t, vec![pragma(0), pragma(10)], &DiagnoseConfig::default());
-        assert_eq!(kinds(&report), [(FindingKind::ConnectionPerRequest, "GET /c")]);
-        let report = run(&t, vec![with_connect(0), pooled(100), pooled(200)], &DiagnoseConfig::default());
+        assert_eq!(
+            kinds(&report),
+            [(FindingKind::ConnectionPerRequest, "GET /c")]
+        );
+        let report = run(
+            &t,
+            vec![with_connect(0), pooled(100), pooled(200)],
+            &DiagnoseConfig::default(),
+        );
         assert!(report.findings.is_empty());
     }
 
     #[test]
     fn stalls_without_timeouts_are_reported_and_timeouts_clear_them() {
         let t = Timeline(Instant::now());
-        let call = |from: u64, ms: u64| t.request("/pay", from, from + ms, vec![t.http("http://up/payments/1", from, from + ms)]);
+        let call = |from: u64, ms: u64| {
+            t.request(
+                "/pay",
+                from,
+                from + ms,
+                vec![t.http("http://up/payments/1", from, from + ms)],
+            )
+        };
         let mut traces: Vec<Trace> = (0..19).map(|i| call(i * 100, 20)).collect();
         traces.push(call(5000, 1500));
         let report = run(&t, traces.clone(), &DiagnoseConfig::default());
@@ -765,15 +933,26 @@ mod tests {
 
         // The same stall, but some call of that pattern ended in a timeout: the caller has one.
         traces[3].root.children[0].error = Some("operation timed out".into());
-        assert!(run(&t, traces, &DiagnoseConfig::default()).findings.is_empty());
+        assert!(run(&t, traces, &DiagnoseConfig::default())
+            .findings
+            .is_empty());
     }
 
     #[test]
     fn repeated_calls_in_one_request() {
         let t = Timeline(Instant::now());
-        let calls = (0..5).map(|i| t.http(&format!("http://up/items/{i}"), i * 10, i * 10 + 5)).collect();
-        let report = run(&t, vec![t.request("/cart", 0, 60, calls)], &DiagnoseConfig::default());
-        assert_eq!(kinds(&report), [(FindingKind::RepeatedHttpCalls, "GET /cart")]);
+        let calls = (0..5)
+            .map(|i| t.http(&format!("http://up/items/{i}"), i * 10, i * 10 + 5))
+            .collect();
+        let report = run(
+            &t,
+            vec![t.request("/cart", 0, 60, calls)],
+            &DiagnoseConfig::default(),
+        );
+        assert_eq!(
+            kinds(&report),
+            [(FindingKind::RepeatedHttpCalls, "GET /cart")]
+        );
         assert_eq!(report.findings[0].occurrences, 5);
     }
 
@@ -782,7 +961,21 @@ mod tests {
         let t = Timeline(Instant::now());
         // A task spawned without `.instrument` runs its statements in a tree of its own.
         let orphan = Trace {
-            root: t.span("background", Kind::Other, 0, 500, (0..10).map(|i| t.db(&format!("SELECT * FROM t WHERE id = {i}"), i * 50, i * 50 + 50)).collect()),
+            root: t.span(
+                "background",
+                Kind::Other,
+                0,
+                500,
+                (0..10)
+                    .map(|i| {
+                        t.db(
+                            &format!("SELECT * FROM t WHERE id = {i}"),
+                            i * 50,
+                            i * 50 + 50,
+                        )
+                    })
+                    .collect(),
+            ),
             nested: false,
         };
         let request = t.request("/ok", 0, 10, vec![t.db("SELECT 1", 0, 5)]);
@@ -797,7 +990,14 @@ mod tests {
     fn route_percentiles_and_counts() {
         let t = Timeline(Instant::now());
         let traces = (1..=100)
-            .map(|i| t.request("/r", i * 1000, i * 1000 + i, vec![t.db("SELECT 1", i * 1000, i * 1000 + 1)]))
+            .map(|i| {
+                t.request(
+                    "/r",
+                    i * 1000,
+                    i * 1000 + i,
+                    vec![t.db("SELECT 1", i * 1000, i * 1000 + 1)],
+                )
+            })
             .collect();
         let report = run(&t, traces, &DiagnoseConfig::default());
         let r = &report.routes[0];

@@ -148,7 +148,10 @@ impl Fields {
             };
         }
         let connect = name.to_ascii_lowercase().contains("connect")
-            || self.operation.as_deref().is_some_and(|o| o.eq_ignore_ascii_case("connect"));
+            || self
+                .operation
+                .as_deref()
+                .is_some_and(|o| o.eq_ignore_ascii_case("connect"));
         if connect {
             Kind::Connect
         } else {
@@ -301,11 +304,15 @@ where
         }
         let mut fields = Fields::default();
         event.record(&mut Capture(&mut fields));
-        let is_statement = event.metadata().target().starts_with("sqlx::query")
-            || fields.statement.is_some();
-        let Some(span) = ctx.event_span(event) else { return };
+        let is_statement =
+            event.metadata().target().starts_with("sqlx::query") || fields.statement.is_some();
+        let Some(span) = ctx.event_span(event) else {
+            return;
+        };
         let mut extensions = span.extensions_mut();
-        let Some(parent) = extensions.get_mut::<Recorded>() else { return };
+        let Some(parent) = extensions.get_mut::<Recorded>() else {
+            return;
+        };
         if is_statement {
             // sqlx reports a statement once it is done, with how long it took.
             let end = Instant::now();

@@ -29,4 +29,6 @@ pub mod report;
 pub mod trace;
 
 pub use diagnose::{diagnose, DiagnoseConfig, Finding, FindingKind, Report};
-pub use layer::{is_installed, NotInstalled, Recording, SpansLayer, Window, MAX_CHILDREN, MAX_TRACES};
+pub use layer::{
+    is_installed, NotInstalled, Recording, SpansLayer, Window, MAX_CHILDREN, MAX_TRACES,
+};

@@ -26,7 +26,10 @@ pub fn statement(sql: &str) -> String {
             }
             '$' | '?' | ':' if !last_word_char => {
                 // Bind parameters: ?, ?1, $1, :name.
-                while chars.peek().is_some_and(|d| d.is_ascii_alphanumeric() || *d == '_') {
+                while chars
+                    .peek()
+                    .is_some_and(|d| d.is_ascii_alphanumeric() || *d == '_')
+                {
                     chars.next();
                 }
                 out.push('?');
@@ -120,7 +123,13 @@ pub fn url(url: &str) -> String {
             .map(|pair| pair.split_once('=').map_or(pair, |(k, _)| k))
             .collect();
         out.push('?');
-        out.push_str(&keys.iter().map(|k| format!("{k}=?")).collect::<Vec<_>>().join("&"));
+        out.push_str(
+            &keys
+                .iter()
+                .map(|k| format!("{k}=?"))
+                .collect::<Vec<_>>()
+                .join("&"),
+        );
     }
     out
 }
@@ -161,7 +170,9 @@ pub fn where_columns(sql: &str) -> Vec<String> {
         let compared = matches!(next, "=" | "<" | ">" | "!")
             || OPERATORS.contains(&next.to_ascii_uppercase().as_str());
         let identifier = word.starts_with(|c: char| c.is_alphabetic() || c == '_')
-            && word.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.');
+            && word
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '.');
         let keyword = ["AND", "OR", "NOT", "NULL"].contains(&word.to_ascii_uppercase().as_str());
         if compared && identifier && !keyword && !columns.iter().any(|c| c == word) {
             columns.push(word.to_string());
@@ -209,10 +220,15 @@ mod tests {
     #[test]
     fn where_columns_are_found() {
         assert_eq!(
-            where_columns("SELECT * FROM orders WHERE customer_email = ? AND status IN (?) ORDER BY id"),
+            where_columns(
+                "SELECT * FROM orders WHERE customer_email = ? AND status IN (?) ORDER BY id"
+            ),
             ["customer_email", "status"]
         );
-        assert_eq!(where_columns("SELECT * FROM t WHERE a.b=? OR c > ?"), ["a.b", "c"]);
+        assert_eq!(
+            where_columns("SELECT * FROM t WHERE a.b=? OR c > ?"),
+            ["a.b", "c"]
+        );
         assert!(where_columns("SELECT 1").is_empty());
     }
 }

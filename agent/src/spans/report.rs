@@ -31,15 +31,27 @@ pub fn text(report: &Report) -> String {
             let _ = writeln!(
                 out,
                 "{:<32} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.1} ({:>2}) {:>7.1} ({:>2})",
-                r.route, r.requests, r.p50_ms, r.p95_ms, r.p99_ms, r.max_ms, r.queries_mean,
-                r.queries_max, r.calls_mean, r.calls_max
+                r.route,
+                r.requests,
+                r.p50_ms,
+                r.p95_ms,
+                r.p99_ms,
+                r.max_ms,
+                r.queries_mean,
+                r.queries_max,
+                r.calls_mean,
+                r.calls_max
             );
         }
     }
     if report.findings.is_empty() {
         out.push_str("\nno problems found\n");
     } else {
-        let _ = writeln!(out, "\nfindings ({}), costliest first:", report.findings.len());
+        let _ = writeln!(
+            out,
+            "\nfindings ({}), costliest first:",
+            report.findings.len()
+        );
         for (i, f) in report.findings.iter().enumerate() {
             let _ = writeln!(out, "\n{}. {} on {}", i + 1, f.title, f.route);
             let _ = writeln!(out, "   {}", f.pattern);
@@ -88,7 +100,10 @@ pub fn html(report: &Report) -> String {
             out,
             "<div class=\"finding\" data-kind=\"{}\"><h3>{} on {}</h3><p><code>{}</code></p>\
              <p>{} occurrences in {} requests, {:.0} ms. Example: {}</p><p>Fix: {}</p></div>",
-            serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            serde_json::to_value(f.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
             escape(f.title),
             escape(&f.route),
             escape(&f.pattern),

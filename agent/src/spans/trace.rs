@@ -14,11 +14,16 @@ pub enum Kind {
         path: Option<String>,
     },
     /// A database statement: `db.query.text` or `db.statement`, or a sqlx `sqlx::query` event.
-    Db { statement: String },
+    Db {
+        statement: String,
+    },
     /// Opening a database connection (a span named `*connect*`, or `db.operation` `connect`).
     Connect,
     /// An outbound HTTP call: `url.full` (or `http.url`) with `http.request.method`.
-    Http { method: String, url: String },
+    Http {
+        method: String,
+        url: String,
+    },
     Other,
 }
 

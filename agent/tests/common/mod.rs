@@ -37,7 +37,10 @@ pub async fn get(url: &str) -> reqwest::Response {
 pub async fn expect_error(response: reqwest::Response, status: u16) -> String {
     assert_eq!(response.status().as_u16(), status, "status");
     assert_eq!(
-        response.headers().get("x-go-pprof").map(|v| v.to_str().unwrap()),
+        response
+            .headers()
+            .get("x-go-pprof")
+            .map(|v| v.to_str().unwrap()),
         Some("1"),
         "X-Go-Pprof header"
     );
@@ -46,7 +49,11 @@ pub async fn expect_error(response: reqwest::Response, status: u16) -> String {
         .unwrap()
         .starts_with("text/plain"));
     let body = response.text().await.unwrap();
-    assert_eq!(body.trim_end().lines().count(), 1, "one-line body: {body:?}");
+    assert_eq!(
+        body.trim_end().lines().count(),
+        1,
+        "one-line body: {body:?}"
+    );
     body
 }
 
@@ -103,7 +110,10 @@ pub fn pyrometer_test_burn_cpu(stop: &AtomicBool) {
     let mut x: u64 = 1;
     while !stop.load(Ordering::Relaxed) {
         for _ in 0..10_000 {
-            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407));
+            x = std::hint::black_box(
+                x.wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407),
+            );
         }
     }
     std::hint::black_box(x);
@@ -130,7 +140,8 @@ pub fn process_cpu_time() -> std::time::Duration {
         assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0);
         usage
     };
-    let time = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let time =
+        |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
