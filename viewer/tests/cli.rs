@@ -416,7 +416,7 @@ fn flamegraph_options_shape_the_graph() {
     let coarse = run(&["--min-width", "5"]);
     assert!(coarse.matches("<g").count() < full.matches("<g").count() / 2);
     let icicle = run(&["--icicle"]);
-    assert!(icicle.contains("inverted = true") || icicle.len() != full.len());
+    assert!(icicle.contains("inverted = true;") && full.contains("inverted = false;"));
     let heap = pyrometer(
         &[
             "flamegraph",
