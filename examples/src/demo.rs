@@ -79,7 +79,7 @@ pub async fn run(
         shop.addr(),
         started.elapsed().as_secs_f64()
     );
-    let mut kinds = vec![Kind::Cpu, Kind::Allocs];
+    let mut kinds = vec![Kind::Cpu, Kind::Allocs, Kind::Spans];
     warm_up(&shop, demo.concurrency).await?;
 
     let mut outcomes = Vec::new();
@@ -104,9 +104,9 @@ pub async fn run(
                     "{queries_before} queries per request before, {queries_after} after (x-db-queries header)"
                 ),
                 Problem::SequentialCalls => {
-                    "little CPU: requests wait on three upstream calls in a row, then at once".into()
+                    "waiting, not CPU: the spans profile shows three upstream calls in a row, then at once".into()
                 }
-                _ => "little CPU: requests wait out the upstream's stalls, then give up and retry".into(),
+                _ => "waiting, not CPU: the spans profile shows the payments call waiting out stalls".into(),
             });
         println!(
             "  p95 {} -> {}  ({})",
@@ -211,8 +211,9 @@ pub async fn measure(
     Ok((report.routes.remove(0), fetched))
 }
 
-/// [`measure`] for the demo: an allocation profile that the agent cannot take (no endpoint, or
-/// no sampling allocator installed) is dropped from `kinds` for the rest of the run.
+/// [`measure`] for the demo: an allocation or span profile that the agent cannot take (no
+/// endpoint, no sampling allocator or span layer installed) is dropped from `kinds` for the rest
+/// of the run.
 async fn phase(
     shop: &Shop,
     agent: SocketAddr,
@@ -234,7 +235,7 @@ async fn phase(
     for (kind, result) in fetched {
         match result {
             Ok(profile) => taken.push((kind, profile)),
-            Err(FetchError::Status(404 | 503, _)) if kind == Kind::Allocs => {
+            Err(FetchError::Status(404 | 503, _)) if kind != Kind::Cpu => {
                 kinds.retain(|k| *k != kind)
             }
             Err(e) => return Err(e.into()),
@@ -382,6 +383,10 @@ fn where_to_look(out: &Path, allocs: bool) -> String {
             );
         }
     }
+    let _ = writeln!(
+        text,
+        "  NAME-before-spans.svg              wall time of request, query and upstream spans, waiting included"
+    );
     let _ = write!(
         text,
         "compare before and after:\n  \

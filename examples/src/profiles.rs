@@ -16,6 +16,8 @@ pub enum Kind {
     Cpu,
     /// `/debug/pprof/allocs`: allocations made during the window.
     Allocs,
+    /// `/debug/pprof/spans`: wall time of tracing spans, waiting included.
+    Spans,
 }
 
 impl Kind {
@@ -23,6 +25,7 @@ impl Kind {
         match self {
             Kind::Cpu => "/debug/pprof/profile",
             Kind::Allocs => "/debug/pprof/allocs",
+            Kind::Spans => "/debug/pprof/spans",
         }
     }
 
@@ -31,6 +34,7 @@ impl Kind {
         match self {
             Kind::Cpu => "cpu",
             Kind::Allocs => "allocs",
+            Kind::Spans => "spans",
         }
     }
 }

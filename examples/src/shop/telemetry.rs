@@ -43,14 +43,22 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
     response
 }
 
-/// Logs to standard error at the level given by `RUST_LOG` (default: warnings only, except
-/// sqlx's slow-statement warnings, which seeding and the planted problems trigger on purpose).
-pub fn init_logging() {
+/// Installs the shop's tracing: logs to standard error at the level given by `RUST_LOG` (default:
+/// warnings only, except sqlx's slow-statement warnings, which seeding and the planted problems
+/// trigger on purpose), and the agent's span layer, which records the request, query and upstream
+/// spans above for `/debug/pprof/spans` and `/debug/pprof/diagnose`.
+pub fn init_tracing() {
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("warn,sqlx::query=error"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter),
+        )
+        .with(pyrometer::spans::SpansLayer::new().with_filter(LevelFilter::INFO))
         .try_init();
 }
