@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 
 use pyrometer::heap::{self, SamplingAllocator, Snapshot};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 #[global_allocator]
 static ALLOC: SamplingAllocator = SamplingAllocator::system();
 
@@ -110,16 +113,7 @@ fn fetch(addr: std::net::SocketAddr, path: &str) -> usize {
 /// estimate.
 fn agent_live_bytes() -> i64 {
     let profile = Snapshot::take().profile("inuse_space");
-    profile
-        .samples
-        .iter()
-        .filter(|s| {
-            profile
-                .frames(s)
-                .any(|f| f.function.name.contains("pyrometer::"))
-        })
-        .map(|s| s.values[3])
-        .sum()
+    common::total_where(&profile, 3, |name| name.contains("pyrometer::"))
 }
 
 fn kib(bytes: impl Into<f64>) -> String {

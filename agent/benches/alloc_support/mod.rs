@@ -109,32 +109,33 @@ pub fn workload(iterations: usize, seed: u64) -> usize {
 }
 
 /// One run of the workload on `threads` threads with `mode` serving every allocation, from the
-/// spawning of the threads to their joining.
+/// spawning of the threads to their joining: the wall time, and the CPU time of the threads.
 fn run(mode: usize, threads: usize, iterations: usize) -> (Duration, Duration) {
     MODE.store(mode, Relaxed);
-    let cpu = process_cpu_time();
     let start = Instant::now();
     let workers: Vec<_> = (0..threads)
-        .map(|t| std::thread::spawn(move || workload(iterations, t as u64 + 1)))
+        .map(|t| {
+            std::thread::spawn(move || {
+                black_box(workload(iterations, t as u64 + 1));
+                thread_cpu_time()
+            })
+        })
         .collect();
-    for w in workers {
-        black_box(w.join().unwrap());
-    }
+    let cpu = workers.into_iter().map(|w| w.join().unwrap()).sum();
     let wall = start.elapsed();
-    let cpu = process_cpu_time() - cpu;
     MODE.store(BARE, Relaxed);
     (wall, cpu)
 }
 
-fn process_cpu_time() -> Duration {
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
+/// The CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
     };
-    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    time(usage.ru_utime) + time(usage.ru_stime)
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -177,8 +178,8 @@ pub fn compare(title: &str, variants: &[(&str, usize)]) {
         "{title}: {threads} threads x {iterations} allocations of 8 to 520 bytes (+ a format! every 8th), {rounds} rounds, medians"
     );
     println!(
-        "{:<26} {:>9} {:>9} {:>9} {:>9}",
-        "variant", "wall s", "wall x", "cpu s", "cpu x"
+        "{:<26} {:>9} {:>9} {:>13} {:>9}",
+        "variant", "wall s", "wall x", "thread-cpu s", "cpu x"
     );
     let seconds = |d: &Duration| d.as_secs_f64();
     for (i, (name, _)) in variants.iter().enumerate() {
@@ -190,7 +191,7 @@ pub fn compare(title: &str, variants: &[(&str, usize)]) {
             )
         };
         println!(
-            "{name:<26} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+            "{name:<26} {:>9.3} {:>9.3} {:>13.3} {:>9.3}",
             median(results[i].iter().map(|r| seconds(&r.0)).collect()),
             ratio(|r| r.0),
             median(results[i].iter().map(|r| seconds(&r.1)).collect()),

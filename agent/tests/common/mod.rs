@@ -148,14 +148,22 @@ pub fn process_cpu_time() -> std::time::Duration {
 /// The sum of sample value `index` over the samples whose stack has a frame of a function named
 /// `function` (the last segment of its path, so `site_a` matches `heap_accuracy::site_a`).
 pub fn total_at(profile: &pyrometer::profile::Profile, function: &str, index: usize) -> i64 {
+    total_where(profile, index, |name| {
+        name.rsplit("::").next() == Some(function)
+    })
+}
+
+/// The sum of sample value `index` over the samples with a frame whose function name satisfies
+/// `matches`.
+pub fn total_where(
+    profile: &pyrometer::profile::Profile,
+    index: usize,
+    matches: impl Fn(&str) -> bool,
+) -> i64 {
     profile
         .samples
         .iter()
-        .filter(|s| {
-            profile
-                .frames(s)
-                .any(|f| f.function.name.rsplit("::").next() == Some(function))
-        })
+        .filter(|s| profile.frames(s).any(|f| matches(&f.function.name)))
         .map(|s| s.values[index])
         .sum()
 }
