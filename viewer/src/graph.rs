@@ -2,6 +2,8 @@
 //! title and subtitle say what it shows. Two-column folded input (`stack BEFORE AFTER`) is drawn
 //! as a differential graph, as inferno and flamegraph.pl draw it.
 
+use std::borrow::Cow;
+
 use pyrometer::profile::flamegraph::{render, render_diff, FlamegraphOptions, ORIGIN_LEGEND};
 use pyrometer::profile::SampleIndex;
 
@@ -71,10 +73,11 @@ pub const DIFF_LEGEND: &str = "widths: after; red: grew, blue: shrank";
 
 /// Renders the SVG.
 pub fn flamegraph(loaded: &Loaded, options: &GraphOptions) -> Result<Vec<u8>, Error> {
-    let filtered = Loaded {
-        profile: options.filter.apply(loaded.profile.clone()),
-        format: loaded.format,
-        name: loaded.name.clone(),
+    // Large profiles are not copied unless a filter changes them.
+    let filtered = if options.filter.is_empty() {
+        Cow::Borrowed(loaded)
+    } else {
+        Cow::Owned(options.filter.apply_loaded(loaded.clone()))
     };
     let failed =
         |e: std::io::Error| Error::new(&loaded.name, format!("cannot draw the flame graph: {e}"));

@@ -235,7 +235,10 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 filter: selection.filter()?,
                 app_crates,
             };
-            let svg = flamegraph(&load_merged(&inputs)?, &options)?;
+            let loaded = load_merged(&inputs)?;
+            let svg = flamegraph(&loaded, &options)?;
+            // Freeing a profile of millions of frames takes longer than the process's exit.
+            std::mem::forget(loaded);
             write_output(&output, &svg)?;
             announce(&output, "flame graph");
         }

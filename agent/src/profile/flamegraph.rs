@@ -6,7 +6,7 @@
 //! where its own value grew and blue where it shrank, as in Brendan Gregg's differential flame
 //! graphs (inferno draws those from two-column folded lines).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::io;
 
@@ -53,9 +53,15 @@ pub const ORIGIN_LEGEND: &str = "orange: own code, green: dependencies, blue: st
 /// A profile with nothing to draw still yields a valid SVG that says so, because an on-call
 /// engineer who asked for a graph of an idle process should see why it is empty, not an error.
 pub fn render(profile: &Profile, options: &FlamegraphOptions) -> io::Result<Vec<u8>> {
-    let stacks = folded::write(profile, options.sample_index);
+    let lines = pruned_stacks(profile, options.sample_index, options.min_width);
     let mut palette = origin_palette(profile, &options.app_crates);
-    draw(profile, options, stacks.lines(), Some(&mut palette))
+    draw(
+        profile,
+        options,
+        lines.iter().map(String::as_str),
+        true,
+        Some(&mut palette),
+    )
 }
 
 /// Renders a differential flame graph: widths from `new` (sample value `options.sample_index`),
@@ -93,7 +99,120 @@ pub fn render_diff(
         .filter(|(_, (b, a))| *b > 0 || *a > 0)
         .map(|(stack, (b, a))| format!("{stack} {b} {a}"))
         .collect();
-    draw(new, options, lines.iter().map(String::as_str), None)
+    draw(new, options, lines.iter().map(String::as_str), false, None)
+}
+
+/// The profile's call tree as sorted folded lines, with every frame narrower than `min_width`
+/// percent of the total cut off below its first narrow frame.
+///
+/// inferno leaves such frames out of the SVG anyway (the same test, on the same total), so the
+/// graph is the one inferno would draw from every stack; but inferno then only parses the frames
+/// it draws, which keeps a profile of hundreds of thousands of deep stacks fast to render.
+fn pruned_stacks(profile: &Profile, index: usize, min_width: f64) -> Vec<String> {
+    // Functions of one name are one frame to inferno.
+    let mut name_ids: HashMap<String, u32> = HashMap::new();
+    let mut names: Vec<String> = Vec::new();
+    let function_name: Vec<u32> = profile
+        .functions
+        .iter()
+        .map(|f| {
+            *name_ids
+                .entry(folded::sanitize(&f.name))
+                .or_insert_with_key(|name| {
+                    names.push(name.clone());
+                    names.len() as u32 - 1
+                })
+        })
+        .collect();
+    let location_names: Vec<Vec<u32>> = profile
+        .locations
+        .iter()
+        .map(|l| {
+            l.lines
+                .iter()
+                .rev()
+                .map(|line| function_name[line.function])
+                .collect()
+        })
+        .collect();
+
+    // The stacks as name ids, root first, sorted: then every frame's stacks are neighbours and
+    // the call tree grows from one walk, comparing each stack with the previous one.
+    let mut stacks: Vec<(Vec<u32>, i64)> = profile
+        .samples
+        .iter()
+        .filter_map(|sample| {
+            let value = sample.values.get(index).copied().unwrap_or(0);
+            (value > 0).then(|| {
+                let ids = sample
+                    .locations
+                    .iter()
+                    .rev()
+                    .flat_map(|&loc| location_names[loc].iter().copied())
+                    .collect();
+                (ids, value)
+            })
+        })
+        .collect();
+    stacks.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+
+    // Node 0 is the root; a node is (parent, name) with the value of every stack through it.
+    let mut parent: Vec<u32> = vec![0];
+    let mut name: Vec<u32> = vec![u32::MAX];
+    let mut total: Vec<i64> = vec![0];
+    let mut open: Vec<u32> = Vec::new();
+    let mut previous: &[u32] = &[];
+    for (ids, value) in &stacks {
+        let common = ids.iter().zip(previous).take_while(|(a, b)| a == b).count();
+        open.truncate(common);
+        for &n in &ids[common..] {
+            parent.push(open.last().copied().unwrap_or(0));
+            name.push(n);
+            total.push(0);
+            open.push(total.len() as u32 - 1);
+        }
+        total[0] = total[0].saturating_add(*value);
+        for &node in &open {
+            let t = &mut total[node as usize];
+            *t = t.saturating_add(*value);
+        }
+        previous = ids;
+    }
+
+    // inferno's test, on inferno's total: keep a frame when its width is at least min_width.
+    let min_time = min_width / (100.0 / total[0] as f64);
+    let kept = |node: usize| node == 0 || total[node] as f64 >= min_time;
+    let mut self_value = total.clone();
+    for node in 1..total.len() {
+        let p = parent[node] as usize;
+        self_value[p] -= total[node];
+    }
+    // A kept frame's own value, and each cut-off child as one line of its whole value. The
+    // lines then end where the full stacks' lines do, so that, sorted, they group into frames
+    // exactly as the full stacks would (sorting splits `f` around a sibling `f2` when `f` has
+    // a line of its own: `f 1` < `f2;..` < `f;..`).
+    let mut lines = Vec::new();
+    let mut path: Vec<&str> = Vec::new();
+    for node in 1..total.len() {
+        let value = match (kept(node), kept(parent[node] as usize)) {
+            (true, _) => self_value[node],
+            (false, true) => total[node],
+            (false, false) => continue,
+        };
+        if value <= 0 {
+            continue;
+        }
+        path.clear();
+        let mut at = node;
+        while at != 0 {
+            path.push(&names[name[at] as usize]);
+            at = parent[at] as usize;
+        }
+        path.reverse();
+        lines.push(format!("{} {value}", path.join(";")));
+    }
+    lines.sort_unstable();
+    lines
 }
 
 fn positive_sum(stacks: &BTreeMap<String, i64>) -> f64 {
@@ -105,6 +224,7 @@ fn draw<'a>(
     profile: &Profile,
     options: &FlamegraphOptions,
     lines: impl Iterator<Item = &'a str>,
+    sorted: bool,
     palette: Option<&mut PaletteMap>,
 ) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
@@ -131,8 +251,7 @@ fn draw<'a>(
         flamegraph::Direction::Straight
     };
     opts.min_width = options.min_width;
-    // The lines come from a BTreeMap, already in the order inferno would sort them into.
-    opts.no_sort = true;
+    opts.no_sort = sorted;
     opts.palette_map = palette;
     flamegraph::from_lines(&mut opts, lines, &mut out)?;
     Ok(out)
@@ -274,6 +393,53 @@ mod tests {
             "{}",
             &svg[..2000.min(svg.len())]
         );
+    }
+
+    /// The `<title>`s of the frames drawn, which say each frame's name and width.
+    fn titles(svg: &[u8]) -> Vec<String> {
+        let svg = String::from_utf8_lossy(svg);
+        let mut titles: Vec<String> = svg
+            .split("<title>")
+            .skip(1)
+            .map(|t| t[..t.find("</title>").unwrap()].to_string())
+            .collect();
+        titles.sort();
+        titles
+    }
+
+    #[test]
+    fn pruning_draws_what_inferno_draws_from_every_stack() {
+        let mut text = String::new();
+        for i in 0..400u32 {
+            // A wide trunk, branches of every width, and a long tail of narrow leaves.
+            text.push_str(&format!(
+                "main;serve;route{};handler{};leaf{} {}\n",
+                i % 7,
+                i % 23,
+                i,
+                1 + i % 5
+            ));
+        }
+        text.push_str("main;serve 300\nmain;idle 2\n");
+        let profile = folded::parse(text.as_bytes()).unwrap();
+        for min_width in [0.0, 0.1, 0.5, 2.0] {
+            let mut options = FlamegraphOptions::new("t", 0);
+            options.min_width = min_width;
+            let ours = render(&profile, &options).unwrap();
+            let mut opts = flamegraph::Options::default();
+            opts.title = "t".into();
+            opts.min_width = min_width;
+            let mut theirs = Vec::new();
+            flamegraph::from_lines(&mut opts, text.lines(), &mut theirs).unwrap();
+            let (ours, theirs) = (titles(&ours), titles(&theirs));
+            assert!(
+                ours == theirs,
+                "min_width {min_width}: {} frames drawn, inferno {}",
+                ours.len(),
+                theirs.len()
+            );
+            assert!(ours.len() > 3);
+        }
     }
 
     #[test]
