@@ -26,7 +26,7 @@ echo "inputs: $(wc -l < "$WORK/large.folded") stacks ($(du -h "$WORK/large.folde
 
 # Runs a command under /usr/bin/time -v; prints "SECONDS KIB".
 measure() {
-  /usr/bin/time -v "$@" 2> "$WORK/time.txt" > /dev/null
+  /usr/bin/time -v "$@" 2> "$WORK/time.txt" > /dev/null || { cat "$WORK/time.txt" >&2; exit 2; }
   awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i] }
               /Maximum resident set size/ { kb = $2 }
               END { printf "%.3f %d\n", s, kb }' "$WORK/time.txt"
@@ -36,11 +36,12 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 
 : > "$WORK/ours.txt"; : > "$WORK/inferno.txt"; : > "$WORK/ratio.txt"; : > "$WORK/deep.txt"
 for run in $(seq "$RUNS"); do
-  ours=$(measure "$PYROMETER" flamegraph "$WORK/large.folded" -o "$WORK/ours.svg")
-  theirs=$(measure inferno-flamegraph "$WORK/large.folded" --output "$WORK/inferno.svg")
+  # Both write the SVG to standard output, which measure() discards.
+  ours=$(measure "$PYROMETER" flamegraph "$WORK/large.folded" -o -)
+  theirs=$(measure inferno-flamegraph "$WORK/large.folded")
   echo "$ours" >> "$WORK/ours.txt"; echo "$theirs" >> "$WORK/inferno.txt"
   echo "$ours $theirs" | awk '{ printf "%.3f %.3f\n", $1 / $3, $2 / $4 }' >> "$WORK/ratio.txt"
-  measure "$PYROMETER" flamegraph "$WORK/deep.pb.gz" -o "$WORK/deep.svg" >> "$WORK/deep.txt"
+  measure "$PYROMETER" flamegraph "$WORK/deep.pb.gz" -o - >> "$WORK/deep.txt"
   echo "run $run: pyrometer $ours | inferno $theirs | deep pprof $(tail -1 "$WORK/deep.txt")"
 done
 
