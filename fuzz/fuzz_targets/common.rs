@@ -1,6 +1,8 @@
-//! What every target does with a profile its reader accepted: the viewer's per-function table
-//! and the folded writer walk every index, so a reader that lets a dangling one through panics.
+//! What every target does with a profile its reader accepted: the viewer's per-function table,
+//! the folded writer and the flame graph's call tree walk every index, so a reader that lets a
+//! dangling one through panics.
 
+use pyrometer::profile::flamegraph::{render, FlamegraphOptions};
 use pyrometer::profile::{folded, Profile};
 use pyrometer_viewer::table::FunctionTable;
 
@@ -9,5 +11,6 @@ pub fn exercise(profile: &Profile) {
         let table = FunctionTable::new(profile, index);
         assert!(table.rows.len() <= profile.functions.len());
         let _ = folded::write(profile, index);
+        let _ = render(profile, &FlamegraphOptions::new("fuzz", index));
     }
 }

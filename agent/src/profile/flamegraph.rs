@@ -185,7 +185,7 @@ fn pruned_stacks(profile: &Profile, index: usize, min_width: f64) -> Vec<String>
     let mut self_value = total.clone();
     for node in 1..total.len() {
         let p = parent[node] as usize;
-        self_value[p] -= total[node];
+        self_value[p] = self_value[p].saturating_sub(total[node]);
     }
     // A kept frame's own value, and each cut-off child as one line of its whole value. The
     // lines then end where the full stacks' lines do, so that, sorted, they group into frames
@@ -440,6 +440,16 @@ mod tests {
             );
             assert!(ours.len() > 3);
         }
+    }
+
+    #[test]
+    fn totals_beyond_64_bits_saturate_instead_of_overflowing() {
+        let big = i64::MAX.to_string();
+        // main's self is its total less three children's: far below i64::MIN unless saturated.
+        let text = format!("main;a {big}\nmain;b {big}\nmain;c {big}\n");
+        let profile = folded::parse(text.as_bytes()).unwrap();
+        let svg = render(&profile, &FlamegraphOptions::new("t", 0)).unwrap();
+        assert!(String::from_utf8(svg).unwrap().contains("<title>main ("));
     }
 
     #[test]
