@@ -15,7 +15,7 @@ use inferno::flamegraph::{self, color::MultiPalette, Palette};
 
 use super::folded;
 use super::origin::{Origin, OriginRules};
-use super::Profile;
+use super::{Profile, Sample};
 
 /// What to draw and how to label it.
 #[derive(Debug, Clone)]
@@ -53,11 +53,19 @@ pub const ORIGIN_LEGEND: &str = "orange: own code, green: dependencies, blue: st
 /// A profile with nothing to draw still yields a valid SVG that says so, because an on-call
 /// engineer who asked for a graph of an idle process should see why it is empty, not an error.
 pub fn render(profile: &Profile, options: &FlamegraphOptions) -> io::Result<Vec<u8>> {
-    let lines = pruned_stacks(profile, options.sample_index, options.min_width);
+    let (lines, scale) = pruned_stacks(profile, options.sample_index, options.min_width);
     let mut palette = origin_palette(profile, &options.app_crates);
+    let mut options = options.clone();
+    if scale < 1.0 {
+        let note = format!("values scaled by {scale:.3e}: their sum exceeds 64 bits");
+        options.subtitle = Some(match options.subtitle.take() {
+            Some(s) => format!("{s} · {note}"),
+            None => note,
+        });
+    }
     draw(
         profile,
-        options,
+        &options,
         lines.iter().map(String::as_str),
         true,
         Some(&mut palette),
@@ -87,12 +95,14 @@ pub fn render_diff(
     } else {
         1.0
     };
+    let fit =
+        fit_for_inferno(positive_sum(&before) * scale).min(fit_for_inferno(positive_sum(&after)));
     let mut pairs: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for (stack, count) in before {
-        pairs.entry(stack).or_default().0 = (count.max(0) as f64 * scale).round() as i64;
+        pairs.entry(stack).or_default().0 = (count.max(0) as f64 * scale * fit).round() as i64;
     }
     for (stack, count) in after {
-        pairs.entry(stack).or_default().1 = count.max(0);
+        pairs.entry(stack).or_default().1 = (count.max(0) as f64 * fit).round() as i64;
     }
     let lines: Vec<String> = pairs
         .into_iter()
@@ -108,7 +118,9 @@ pub fn render_diff(
 /// inferno leaves such frames out of the SVG anyway (the same test, on the same total), so the
 /// graph is the one inferno would draw from every stack; but inferno then only parses the frames
 /// it draws, which keeps a profile of hundreds of thousands of deep stacks fast to render.
-fn pruned_stacks(profile: &Profile, index: usize, min_width: f64) -> Vec<String> {
+///
+/// Returns the lines and the factor their values were scaled by (see [`fit_for_inferno`]).
+fn pruned_stacks(profile: &Profile, index: usize, min_width: f64) -> (Vec<String>, f64) {
     // Functions of one name are one frame to inferno.
     let mut name_ids: HashMap<String, u32> = HashMap::new();
     let mut names: Vec<String> = Vec::new();
@@ -138,11 +150,23 @@ fn pruned_stacks(profile: &Profile, index: usize, min_width: f64) -> Vec<String>
 
     // The stacks as name ids, root first, sorted: then every frame's stacks are neighbours and
     // the call tree grows from one walk, comparing each stack with the previous one.
+    let value_of = |sample: &Sample| sample.values.get(index).copied().unwrap_or(0);
+    let sum: f64 = profile
+        .samples
+        .iter()
+        .map(|s| value_of(s).max(0) as f64)
+        .sum();
+    let fit = fit_for_inferno(sum);
     let mut stacks: Vec<(Vec<u32>, i64)> = profile
         .samples
         .iter()
         .filter_map(|sample| {
-            let value = sample.values.get(index).copied().unwrap_or(0);
+            let value = value_of(sample);
+            let value = if fit < 1.0 {
+                (value as f64 * fit) as i64
+            } else {
+                value
+            };
             (value > 0).then(|| {
                 let ids = sample
                     .locations
@@ -212,7 +236,18 @@ fn pruned_stacks(profile: &Profile, index: usize, min_width: f64) -> Vec<String>
         lines.push(format!("{} {value}", path.join(";")));
     }
     lines.sort_unstable();
-    lines
+    (lines, fit)
+}
+
+/// inferno adds counts in `usize` and takes differences in `isize`: a factor that brings a sum
+/// of counts safely within that (1 for any real profile).
+fn fit_for_inferno(sum: f64) -> f64 {
+    let limit = (i64::MAX / 4) as f64;
+    if sum > limit {
+        limit / sum
+    } else {
+        1.0
+    }
 }
 
 fn positive_sum(stacks: &BTreeMap<String, i64>) -> f64 {
@@ -449,6 +484,10 @@ mod tests {
         let text = format!("main;a {big}\nmain;b {big}\nmain;c {big}\n");
         let profile = folded::parse(text.as_bytes()).unwrap();
         let svg = render(&profile, &FlamegraphOptions::new("t", 0)).unwrap();
+        let svg = String::from_utf8(svg).unwrap();
+        assert!(svg.contains("<title>main (") && svg.contains("their sum exceeds 64 bits"));
+        let svg =
+            render_diff(&profile, 0, &profile, &FlamegraphOptions::new("t", 0), true).unwrap();
         assert!(String::from_utf8(svg).unwrap().contains("<title>main ("));
     }
 
