@@ -119,7 +119,9 @@ mod tests {
             .unwrap()
             .apply(p.clone());
         assert_eq!(folded::write(&ignored, 0), "main;render 3\n");
-        let hidden = FrameFilter::new(None, None, Some("query")).unwrap().apply(p);
+        let hidden = FrameFilter::new(None, None, Some("query"))
+            .unwrap()
+            .apply(p);
         assert_eq!(
             folded::write(&hidden, 0),
             "main 1\nmain;render 3\nmain;send 5\n"
