@@ -15,7 +15,9 @@
 //!    sampled reads and writes the thread's countdown and nothing else: no lock, no atomic
 //!    read-modify-write, no fence, no shared cache line written. A free that is not sampled tests
 //!    one bit of a shared, read-mostly bitmap with a relaxed load (a plain load on x86-64 and
-//!    aarch64). Everything else is behind `#[cold]` functions.
+//!    aarch64). Everything else is behind `#[cold]` functions, and the fast paths end in a tail
+//!    call to the inner allocator, so they need no stack frame: the countdown is checked *before*
+//!    the inner allocator is called (the size is in the layout), not after.
 //! 3. **Locks only on the sampled path, and never re-entered.** The sampled path (about once per
 //!    512 KiB allocated) takes the table's mutex. It first marks the thread busy through a
 //!    `const`-initialized thread-local that has no destructor (`sampler::enter`); while busy, the
@@ -92,73 +94,130 @@ impl<A> SamplingAllocator<A> {
     pub fn inner(&self) -> &A {
         &self.inner
     }
+}
 
-    /// Counts an allocation of `size` bytes at `ptr` down the thread's countdown.
+impl<A: GlobalAlloc> SamplingAllocator<A> {
+    /// Counts `size` bytes down the thread's countdown: true while it goes on, false when this
+    /// allocation reaches its end (the countdown is then left as it was, for the slow path).
     #[inline(always)]
-    fn count(&self, ptr: *mut u8, size: usize) {
+    fn counted(size: usize) -> bool {
         THREAD.with(|t| {
             let left = t.countdown.get();
-            if size < left {
+            let goes_on = size < left;
+            if goes_on {
                 t.countdown.set(left - size);
-            } else {
-                self.countdown_ended(ptr, size);
             }
-        });
+            goes_on
+        })
     }
 
+    /// An allocation that reached the end of the countdown: decides whether it is a sample, makes
+    /// it (zeroed or not), and records it. The layout is passed by value so that the fast path
+    /// keeps nothing on the stack.
     #[cold]
     #[inline(never)]
-    fn countdown_ended(&self, ptr: *mut u8, size: usize) {
+    unsafe fn alloc_at_countdown_end(&self, layout: Layout, zeroed: bool) -> *mut u8 {
+        let entered = sampler::enter();
+        let weight = match entered {
+            Some(_) => THREAD.with(|t| t.expired(layout.size(), self.rate)),
+            None => None,
+        };
+        // SAFETY: the caller upholds `alloc`'s (or `alloc_zeroed`'s) contract.
+        let ptr = unsafe {
+            if zeroed {
+                self.inner.alloc_zeroed(layout)
+            } else {
+                self.inner.alloc(layout)
+            }
+        };
+        if let (Some(entered), Some(weight), false) = (&entered, weight, ptr.is_null()) {
+            record(entered, ptr, weight);
+        }
+        ptr
+    }
+
+    /// A free of a block that may be sampled: off the live table first (rule 7), then freed.
+    #[cold]
+    #[inline(never)]
+    unsafe fn dealloc_sampled(&self, ptr: *mut u8, layout: Layout) {
+        if let Some(entered) = sampler::enter() {
+            table::take(&entered, ptr as usize);
+        }
+        // SAFETY: the caller upholds `dealloc`'s contract.
+        unsafe { self.inner.dealloc(ptr, layout) }
+    }
+
+    /// A realloc of a block that may be sampled, or whose new size reaches the end of the
+    /// countdown.
+    #[cold]
+    #[inline(never)]
+    unsafe fn realloc_sampled(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let Some(entered) = sampler::enter() else {
-            return;
+            // SAFETY: the caller upholds `realloc`'s contract.
+            return unsafe { self.inner.realloc(ptr, layout, new_size) };
         };
-        let Some(weight) = THREAD.with(|t| t.expired(size, self.rate)) else {
-            return;
+        let old = if table::maybe_sampled(ptr as usize) {
+            table::take(&entered, ptr as usize)
+        } else {
+            None
         };
-        let mut frames = [0usize; MAX_DEPTH];
-        let depth = stack::capture(&mut frames);
-        table::record_alloc(&entered, ptr as usize, &frames[..depth], weight);
+        let weight = if Self::counted(new_size) {
+            None
+        } else {
+            THREAD.with(|t| t.expired(new_size, self.rate))
+        };
+        // SAFETY: the caller upholds `realloc`'s contract.
+        let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
+        match (new.is_null(), old, weight) {
+            // The old block is still allocated, and still sampled.
+            (true, Some(block), _) => table::restore(&entered, block),
+            (false, _, Some(weight)) => record(&entered, new, weight),
+            _ => {}
+        }
+        new
     }
 }
 
-/// Removes a block that may be sampled from the live table, before it is freed or moved.
-#[cold]
-#[inline(never)]
-fn forget(ptr: *mut u8) -> Option<(sampler::Entered, table::LiveBlock)> {
-    let entered = sampler::enter()?;
-    let block = table::take(&entered, ptr as usize)?;
-    Some((entered, block))
+/// Records a sampled block with the stack that allocated it.
+fn record(entered: &sampler::Entered, ptr: *mut u8, weight: sampler::Weight) {
+    let mut frames = [0usize; MAX_DEPTH];
+    let depth = stack::capture(&mut frames);
+    table::record_alloc(entered, ptr as usize, &frames[..depth], weight);
 }
 
 // SAFETY: every call is forwarded unchanged to `inner`, which upholds the contract; the sampler
 // only observes pointers and sizes.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for SamplingAllocator<A> {
+    // The fast paths count before forwarding, so that the call to the inner allocator is the last
+    // thing they do: a tail call, with no stack frame of their own.
+
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `alloc`'s contract.
-        let ptr = unsafe { self.inner.alloc(layout) };
-        if !ptr.is_null() {
-            self.count(ptr, layout.size());
+        if Self::counted(layout.size()) {
+            // SAFETY: the caller upholds `alloc`'s contract.
+            return unsafe { self.inner.alloc(layout) };
         }
-        ptr
+        // SAFETY: as above.
+        unsafe { self.alloc_at_countdown_end(layout, false) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `alloc_zeroed`'s contract.
-        let ptr = unsafe { self.inner.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            self.count(ptr, layout.size());
+        if Self::counted(layout.size()) {
+            // SAFETY: the caller upholds `alloc_zeroed`'s contract.
+            return unsafe { self.inner.alloc_zeroed(layout) };
         }
-        ptr
+        // SAFETY: as above.
+        unsafe { self.alloc_at_countdown_end(layout, true) }
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if table::maybe_sampled(ptr as usize) {
-            forget(ptr);
+            // SAFETY: the caller upholds `dealloc`'s contract.
+            return unsafe { self.dealloc_sampled(ptr, layout) };
         }
-        // SAFETY: the caller upholds `dealloc`'s contract.
+        // SAFETY: as above.
         unsafe { self.inner.dealloc(ptr, layout) }
     }
 
@@ -166,22 +225,11 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for SamplingAllocator<A> {
     /// profiles: a growing vector shows up at the stack that grows it, with every size it had.
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let old = if table::maybe_sampled(ptr as usize) {
-            forget(ptr)
-        } else {
-            None
-        };
-        // SAFETY: the caller upholds `realloc`'s contract.
-        let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
-        if new.is_null() {
-            // The old block is still allocated.
-            if let Some((entered, block)) = old {
-                table::restore(&entered, block);
-            }
-            return new;
+        if !table::maybe_sampled(ptr as usize) && Self::counted(new_size) {
+            // SAFETY: the caller upholds `realloc`'s contract.
+            return unsafe { self.inner.realloc(ptr, layout, new_size) };
         }
-        drop(old);
-        self.count(new, new_size);
-        new
+        // SAFETY: as above.
+        unsafe { self.realloc_sampled(ptr, layout, new_size) }
     }
 }
