@@ -21,7 +21,7 @@ use crate::load::{self, Plan, RouteStats, Stop, Target};
 use crate::profiles::{self, FetchError, Fetched, Kind};
 use crate::shop::fixes::Problem;
 use crate::shop::seed::SeedSize;
-use crate::shop::telemetry::QUERIES_HEADER;
+use crate::shop::telemetry::{self, QUERIES_HEADER};
 use crate::shop::{workload, Shop, ShopConfig};
 
 /// How to run the demo.
@@ -37,12 +37,11 @@ pub struct DemoConfig {
 /// Starts the agent as configured by the environment, on 127.0.0.1:6060 by default. When that
 /// port is taken and no address was asked for, any free loopback port will do for the demo.
 pub fn start_agent() -> Result<AgentHandle, StartError> {
-    match pyrometer::Agent::builder().start() {
-        Err(StartError::Bind(..)) if std::env::var_os("PYROMETER_ADDR").is_none() => {
-            pyrometer::Agent::builder()
-                .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-                .start()
-        }
+    let builder = || pyrometer::Agent::builder().diagnose(telemetry::diagnose_config());
+    match builder().start() {
+        Err(StartError::Bind(..)) if std::env::var_os("PYROMETER_ADDR").is_none() => builder()
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .start(),
         other => other,
     }
 }

@@ -479,7 +479,11 @@ fn detect_slow_queries(
         entry.occurrences = calls.len() as u64;
         entry.requests = count_requests(&calls);
         entry.cost = walls.iter().sum();
-        entry.example = Some(slowest_request.example());
+        entry.example = Some(format!(
+            "{} (the statement's p95 is {:.1} ms)",
+            slowest_request.example(),
+            ms(percentile(&walls, 0.95))
+        ));
     }
 }
 

@@ -62,3 +62,22 @@ pub fn init_tracing() {
         .with(pyrometer::spans::SpansLayer::new().with_filter(LevelFilter::INFO))
         .try_init();
 }
+
+/// The thresholds of `/debug/pprof/diagnose` for the shop. Sentry's defaults (see
+/// `pyrometer::spans::DiagnoseConfig`) are for production data: the shop's tables and upstream
+/// latency are small enough to run in seconds on a laptop, so the time-based thresholds are
+/// scaled to them. The counts (5 repeats, 10x the median, half the requests) stay as they are.
+pub fn diagnose_config() -> pyrometer::spans::DiagnoseConfig {
+    use std::time::Duration;
+    pyrometer::spans::DiagnoseConfig {
+        n_plus_one_min_total: Duration::from_millis(5),
+        consecutive_http_min_saved: Duration::from_millis(15),
+        slow_query_p95: Duration::from_millis(SLOW_QUERY_MS),
+        ..Default::default()
+    }
+}
+
+/// A statement slower than this at p95 is reported as slow in the shop: an indexed lookup takes
+/// well under a millisecond and the export's join of a page of orders a few, while a scan of the
+/// orders table takes several and, with clients queueing for the two cores, tens.
+pub const SLOW_QUERY_MS: u64 = 30;
