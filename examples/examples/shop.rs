@@ -77,11 +77,14 @@ struct Args {
     /// --load: seconds of load.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Leave the agent's span layer out of the tracing subscriber (to measure what it costs).
+    #[arg(long)]
+    no_span_layer: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    telemetry::init_tracing();
+    telemetry::init_tracing(!args.no_span_layer);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -45,21 +45,24 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
 
 /// Installs the shop's tracing: logs to standard error at the level given by `RUST_LOG` (default:
 /// warnings only, except sqlx's slow-statement warnings, which seeding and the planted problems
-/// trigger on purpose), and the agent's span layer, which records the request, query and upstream
-/// spans above for `/debug/pprof/spans` and `/debug/pprof/diagnose`.
-pub fn init_tracing() {
+/// trigger on purpose), and, with `spans`, the agent's span layer, which records the request,
+/// query and upstream spans above for `/debug/pprof/spans` and `/debug/pprof/diagnose`. The filter
+/// sits on the fmt layer only: on the registry it would hide the spans from the span layer.
+pub fn init_tracing(spans: bool) {
     use tracing_subscriber::filter::LevelFilter;
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("warn,sqlx::query=error"));
+    let span_layer =
+        spans.then(|| pyrometer::spans::SpansLayer::new().with_filter(LevelFilter::INFO));
     let _ = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_filter(filter),
         )
-        .with(pyrometer::spans::SpansLayer::new().with_filter(LevelFilter::INFO))
+        .with(span_layer)
         .try_init();
 }
 
