@@ -47,12 +47,30 @@ fn boxed(i: usize) -> Box<[u8]> {
     vec![i as u8; 24 + i % 500].into_boxed_slice()
 }
 
+/// Grows a vector by realloc, and checks that every move kept its contents.
 #[inline(never)]
 fn growing_vector(i: usize) -> usize {
+    let n = i % 300;
     let mut v = Vec::new();
-    for j in 0..(i % 300) {
+    for j in 0..n {
         v.push(j as u64);
     }
+    assert_eq!(v.iter().sum::<u64>(), (n * n.saturating_sub(1) / 2) as u64);
+    v.len()
+}
+
+#[repr(align(64))]
+struct CacheLine([u8; 64]);
+
+/// Over-aligned blocks, grown by realloc: sampled ones cannot carry the address tag.
+#[inline(never)]
+fn aligned_blocks(i: usize) -> usize {
+    let mut v: Vec<CacheLine> = Vec::new();
+    for j in 0..(i % 20) {
+        v.push(CacheLine([j as u8; 64]));
+        assert_eq!(v.as_ptr() as usize % 64, 0, "alignment kept");
+    }
+    assert!(v.iter().enumerate().all(|(j, c)| c.0[63] == j as u8));
     v.len()
 }
 
@@ -70,6 +88,7 @@ fn worker(n: usize) -> usize {
             boxes.swap_remove(i % 16);
         }
         black_box(growing_vector(i * 7 + n));
+        black_box(aligned_blocks(i + n));
         black_box(format!("round {i} of worker {n}"));
         if i % (ROUNDS / KEPT_PER_WORKER) == 0 {
             KEPT.lock().unwrap().push(kept_block());
@@ -145,7 +164,8 @@ fn many_threads_at_rate_one_with_a_cpu_profile_running() {
     );
     // Everything freed has left the live table, including blocks freed by thread-local
     // destructors while threads exited, and vectors moved by realloc.
-    for site in ["boxed", "growing_vector", "tls_block"] {
+    assert!(at("aligned_blocks", 0) > 0);
+    for site in ["boxed", "growing_vector", "aligned_blocks", "tls_block"] {
         assert_eq!(at(site, 2), 0, "{site}: objects still live");
         assert_eq!(at(site, 3), 0, "{site}: bytes still live");
     }

@@ -117,6 +117,8 @@ pub(crate) struct LiveBlock {
     addr: usize,
     stack: u32,
     weight: Weight,
+    /// Placed 8 bytes into a larger block of the inner allocator (see the allocator's rule 8).
+    pub tagged: bool,
 }
 
 struct Table {
@@ -277,24 +279,41 @@ fn hash_frames(frames: &[usize]) -> u64 {
         .fold(frames.len() as u64, |h, &f| mix(h ^ f as u64))
 }
 
-/// Records a sampled allocation at `addr` made from the stack `frames`.
-pub(crate) fn record_alloc(entered: &Entered, addr: usize, frames: &[usize], weight: Weight) {
+/// Records a sampled allocation at `addr` made from the stack `frames`. False if the tables could
+/// not grow: the sample is dropped (and counted), and a tagged block must then not be handed out.
+pub(crate) fn record_alloc(
+    entered: &Entered,
+    addr: usize,
+    frames: &[usize],
+    weight: Weight,
+    tagged: bool,
+) -> bool {
     let mut table = lock(entered);
     let Some(stack) = table.intern(frames) else {
         table.dropped += 1;
-        return;
+        return false;
     };
     if !table.insert_live(LiveBlock {
         addr,
         stack,
         weight,
+        tagged,
     }) {
         table.dropped += 1;
-        return;
+        return false;
     }
     let counts = &mut table.stacks[stack as usize].counts;
     counts.alloc_objects += weight.objects;
     counts.alloc_bytes += weight.bytes;
+    true
+}
+
+/// Whether `addr` is a live tagged block, without removing it.
+pub(crate) fn is_tagged(entered: &Entered, addr: usize) -> bool {
+    lock(entered)
+        .live
+        .find(hash_addr(addr), |b| b.addr == addr)
+        .is_some_and(|b| b.tagged)
 }
 
 /// Removes the live block at `addr`, if it is one, before the block is freed or moved. Removing
@@ -404,8 +423,9 @@ mod tests {
             bytes: 200.0,
         };
         assert!(!maybe_sampled(a));
-        record_alloc(&entered, a, &[1, 2, 3], weight);
-        record_alloc(&entered, b, &[1, 2, 3], weight);
+        record_alloc(&entered, a, &[1, 2, 3], weight, false);
+        record_alloc(&entered, b, &[1, 2, 3], weight, true);
+        assert!(is_tagged(&entered, b) && !is_tagged(&entered, a));
         assert!(maybe_sampled(a) && maybe_sampled(b));
         let taken = take(&entered, a).expect("a is live");
         assert!(!maybe_sampled(a) || slot(a) == slot(b));
