@@ -7,12 +7,12 @@
 //!   subtracted stack by stack to get what happened in between.
 //! - The live table maps the address of every sampled block not yet freed to its stack and
 //!   weight, so that a free or a realloc takes the weight off the stack's live sums.
-//! - A bitmap of 2^17 bits, one per hash slot of an address, says which addresses may be sampled
-//!   blocks. `dealloc` tests one bit with a relaxed load (a plain load: no lock, no fence) and
-//!   goes to the live table only when it is set. A count per slot, kept under the lock, clears
-//!   the bit when the last sampled block of the slot is freed. At the default rate a heap of
-//!   1 GiB has about 2,000 sampled blocks, so about 1.5% of frees take the locked path for
-//!   nothing.
+//! - A bitmap of 2^17 bits, one per slot of addresses, says which addresses may be sampled
+//!   blocks. A free that the allocator cannot rule out from the address alone (its rule 8) tests
+//!   one bit with a relaxed load (a plain load: no lock, no fence) and goes to the live table only
+//!   when it is set. A count per slot, kept under the lock, clears the bit when the last sampled
+//!   block of the slot is freed. At the default rate a heap of 1 GiB has about 2,000 sampled
+//!   blocks, so about 1.5% of the frees that test a bit take the locked path for nothing.
 //!
 //! All of it sits behind one mutex that only the sampled paths take, and every lock is taken with
 //! an [`Entered`] in hand, so no code running under it can re-enter the sampler. Its memory comes
