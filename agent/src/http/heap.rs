@@ -14,6 +14,7 @@ use axum::response::Response;
 use super::error::ApiError;
 use super::Shared;
 
+#[cfg(feature = "heap")]
 const PARAMS: &[&str] = &["seconds", "format", "sample_index"];
 
 pub async fn heap(
