@@ -5,11 +5,12 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use pyrometer_examples::background::{self, Addresses};
 use pyrometer_examples::demo::{mixed_targets, set_fix, target};
 use pyrometer_examples::load::{self, Plan, Stop, Target};
 use pyrometer_examples::shop::fixes::Problem;
 use pyrometer_examples::shop::seed::SeedSize;
-use pyrometer_examples::shop::{telemetry, workload, Shop, ShopConfig};
+use pyrometer_examples::shop::{telemetry, workload, ShopConfig};
 use serde_json::Value;
 
 const SEED: SeedSize = SeedSize {
@@ -28,41 +29,20 @@ const DETECTABLE: &[(Problem, &str)] = &[
     (Problem::NoTimeout, "no_timeout"),
 ];
 
-struct Fixture {
-    shop: SocketAddr,
-    agent: SocketAddr,
-}
-
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+fn fixture() -> &'static Addresses {
+    static FIXTURE: OnceLock<Addresses> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         telemetry::init_tracing(true);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Runtime::new().expect("runtime");
-            runtime.block_on(async move {
-                let agent = pyrometer::Agent::builder()
-                    .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-                    .diagnose(telemetry::diagnose_config())
-                    .start()
-                    .expect("agent starts");
-                let shop = Shop::start(ShopConfig {
-                    addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-                    seed: SEED,
-                    ..ShopConfig::default()
-                })
-                .await
-                .expect("shop starts");
-                tx.send(Fixture {
-                    shop: shop.addr(),
-                    agent: agent.local_addr(),
-                })
-                .expect("fixture sent");
-                std::future::pending::<()>().await;
-                drop((shop, agent));
-            });
-        });
-        rx.recv().expect("the shop started")
+        background::start(
+            pyrometer::Agent::builder()
+                .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .diagnose(telemetry::diagnose_config()),
+            ShopConfig {
+                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                seed: SEED,
+                ..ShopConfig::default()
+            },
+        )
     })
 }
 

@@ -11,13 +11,14 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use pyrometer::profile::SampleIndex;
+use pyrometer_examples::background::{self, Addresses};
 use pyrometer_examples::demo::{measure, queries_per_request, set_fix};
 use pyrometer_examples::evidence::{self, Signature};
 use pyrometer_examples::load::{self, LoadError, Plan, RouteStats, Stop};
 use pyrometer_examples::profiles::{self, Fetched, Kind};
 use pyrometer_examples::shop::fixes::Problem;
 use pyrometer_examples::shop::seed::SeedSize;
-use pyrometer_examples::shop::{workload, Shop, ShopConfig};
+use pyrometer_examples::shop::{workload, ShopConfig};
 use tokio::sync::Mutex;
 
 /// Samples allocations, so the agent serves `/debug/pprof/allocs`.
@@ -35,44 +36,19 @@ const SEED: SeedSize = SeedSize {
 };
 const CONCURRENCY: usize = 4;
 
-struct Fixture {
-    shop: SocketAddr,
-    upstream: SocketAddr,
-    agent: SocketAddr,
-}
-
 /// The shared shop and agent, started once on a runtime that outlives every test's own.
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+fn fixture() -> &'static Addresses {
+    static FIXTURE: OnceLock<Addresses> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Runtime::new().expect("runtime");
-            runtime.block_on(async move {
-                let agent = pyrometer::Agent::builder()
-                    .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-                    .start()
-                    .expect("agent starts");
-                let shop = Shop::start(ShopConfig {
-                    addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-                    seed: SEED,
-                    pool_size: CONCURRENCY as u32,
-                    ..ShopConfig::default()
-                })
-                .await
-                .expect("shop starts");
-                tx.send(Fixture {
-                    shop: shop.addr(),
-                    upstream: shop.upstream_addr(),
-                    agent: agent.local_addr(),
-                })
-                .expect("fixture sent");
-                // Keep both alive for the life of the test process.
-                std::future::pending::<()>().await;
-                drop((shop, agent));
-            });
-        });
-        rx.recv().expect("the shop started")
+        background::start(
+            pyrometer::Agent::builder().bind(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ShopConfig {
+                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                seed: SEED,
+                pool_size: CONCURRENCY as u32,
+                ..ShopConfig::default()
+            },
+        )
     })
 }
 
