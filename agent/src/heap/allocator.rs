@@ -65,7 +65,7 @@ use super::table;
 ///
 /// Over another allocator, and with another mean distance between samples:
 ///
-/// ```ignore
+/// ```no_run
 /// #[global_allocator]
 /// static ALLOC: pyrometer::heap::SamplingAllocator<mimalloc::MiMalloc> =
 ///     pyrometer::heap::SamplingAllocator::new(mimalloc::MiMalloc).with_sample_rate(256 * 1024);
