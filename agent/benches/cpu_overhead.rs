@@ -11,7 +11,11 @@
 //!
 //! Environment: `ROUNDS` (default 9), `WORK` (iterations per thread per round, default 400M).
 
+mod support;
+
 use std::time::{Duration, Instant};
+
+use support::{env_or, median, process_cpu_time};
 
 const THREADS: usize = 2;
 
@@ -25,17 +29,6 @@ fn spin(iterations: u64) -> u64 {
         );
     }
     x
-}
-
-fn process_cpu_time() -> Duration {
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 struct Round {
@@ -61,21 +54,8 @@ fn run(work: u64, frequency: Option<u32>) -> Round {
     Round { wall, cpu, samples }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    values[values.len() / 2]
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and wants it quick.
-    let quick = !std::env::args().any(|a| a == "--bench");
+    let quick = !support::full_run();
     let rounds = if quick {
         1
     } else {

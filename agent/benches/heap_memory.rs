@@ -12,6 +12,8 @@
 //!
 //! Environment: `WINDOW` seconds (default 30).
 
+mod support;
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -121,8 +123,7 @@ fn kib(bytes: impl Into<f64>) -> String {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and wants it quick.
-    let quick = !std::env::args().any(|a| a == "--bench");
+    let quick = !support::full_run();
     let window: u64 = if quick {
         1
     } else {

@@ -11,24 +11,17 @@
 //! Environment: `ROUNDS` (default 9), `REQUESTS` per round (default 2000), `WORK` (hash rounds
 //! per statement, default 28000: about half a millisecond per request).
 
+mod support;
+
 use std::hash::{BuildHasher, Hasher};
-use std::time::Duration;
+
+use support::{env_or, median, thread_cpu_time};
 
 use pyrometer::spans::{SpansLayer, Window};
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
 
 const STATEMENTS: usize = 10;
-
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime fills the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
 
 #[inline(never)]
 fn work(rounds: u64) -> u64 {
@@ -73,20 +66,8 @@ fn run(dispatch: &Dispatch, window: bool, requests: u64, work_rounds: u64) -> f6
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    let quick = !std::env::args().any(|a| a == "--bench");
+    let quick = !support::full_run();
     let rounds = if quick {
         1
     } else {

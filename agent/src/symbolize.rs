@@ -62,6 +62,7 @@ impl Symbolizer {
     }
 
     /// The names of the functions at an address, innermost inlined call first.
+    #[cfg(feature = "cpu")]
     pub(crate) fn function_names(&mut self, ip: usize) -> impl Iterator<Item = &str> {
         self.resolve(ip).iter().map(|(f, _)| f.name.as_str())
     }
@@ -127,5 +128,14 @@ impl Symbolizer {
         let i = self.segments.partition_point(|&(start, _, _)| start <= ip);
         let &(start, end, mapping) = self.segments.get(i.checked_sub(1)?)?;
         (start..end).contains(&ip).then_some(mapping)
+    }
+}
+
+impl Drop for Symbolizer {
+    /// backtrace keeps the parsed debug information of every object it read (tens of MiB for a
+    /// service with line tables); a profiler should not be what holds the most memory between
+    /// profiles, so it is released, at the price of reading it again for the next profile.
+    fn drop(&mut self) {
+        backtrace::clear_symbol_cache();
     }
 }

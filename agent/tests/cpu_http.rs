@@ -7,8 +7,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{
-    expect_error, get, go_tool_pprof, loopback, process_cpu_time, start, temp_file, Burners,
-    PROFILER,
+    expect_error, get, go_tool_pprof, loopback, parse_svg, process_cpu_time, start, temp_file,
+    Burners, PROFILER,
 };
 use pyrometer::profile::{folded, pprof, Profile};
 
@@ -126,11 +126,7 @@ async fn profiles_two_busy_threads_in_every_format() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "image/svg+xml");
     let svg = response.text().await.unwrap();
-    let options = roxmltree::ParsingOptions {
-        allow_dtd: true,
-        ..Default::default()
-    };
-    roxmltree::Document::parse_with_options(&svg, options).expect("well-formed SVG");
+    parse_svg(&svg);
     assert!(svg.contains(BURNER));
     assert!(svg.contains("CPU profile of"), "title");
     assert!(

@@ -21,6 +21,10 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
+/// Samples allocations for `/debug/pprof/heap` and `/debug/pprof/allocs` (one line, optional).
+#[global_allocator]
+static ALLOC: pyrometer::heap::SamplingAllocator = pyrometer::heap::SamplingAllocator::system();
+
 #[derive(Deserialize)]
 struct Work {
     items: Option<usize>,
@@ -85,6 +89,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  curl -o cpu.svg 'http://{profiler}/debug/pprof/profile?seconds=10&format=svg'   # open in a browser");
     println!("  curl -o cpu.pb.gz 'http://{profiler}/debug/pprof/profile?seconds=10'");
     println!("  go tool pprof -top cpu.pb.gz");
+    println!("  curl -o allocs.svg 'http://{profiler}/debug/pprof/allocs?seconds=10&format=svg'");
     println!("  cargo run --release -p pyrometer-viewer -- flamegraph cpu.pb.gz -o cpu-local.svg");
     if !std::env::args().any(|a| a == "--no-load") {
         println!(

@@ -13,10 +13,15 @@
 //! binary switches only between variants over the same allocator (the system one, or mimalloc),
 //! and a round frees everything it allocates before the switch goes back to the baseline.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
+
+use support::{env_or, median, thread_cpu_time};
 
 use pyrometer::heap::SamplingAllocator;
 
@@ -127,35 +132,11 @@ fn run(mode: usize, threads: usize, iterations: usize) -> (Duration, Duration) {
     (wall, cpu)
 }
 
-/// The CPU time the calling thread has used.
-fn thread_cpu_time() -> Duration {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    values[values.len() / 2]
-}
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Runs the named variants side by side and prints the median time of each and the median of its
 /// per-round ratio to the bare allocator. Environment: `ROUNDS` (default 11), `ITERATIONS` per
 /// thread per run (default 4M).
 pub fn compare(title: &str, variants: &[(&str, usize)]) {
-    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and wants it quick.
-    let quick = !std::env::args().any(|a| a == "--bench");
+    let quick = !support::full_run();
     let rounds = if quick { 1 } else { env_or("ROUNDS", 11) };
     let iterations = if quick {
         10_000

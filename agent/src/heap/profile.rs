@@ -140,9 +140,6 @@ impl Snapshot {
         for (locations, sums) in samples {
             builder.sample(locations, sums.iter().map(|v| v.round() as i64).collect());
         }
-        // The symbolizer keeps the parsed debug information of every object it read (tens of MiB
-        // for a service with line tables); a heap profiler should not be what holds the most heap.
-        backtrace::clear_symbol_cache();
         builder.build()
     }
 }

@@ -22,19 +22,24 @@ pub async fn profile(
     let per_thread = params.flag("threads")?;
     let window = Duration::from_secs(seconds);
 
-    let session = cpu::start(frequency, window).map_err(|e| match e {
-        CpuError::Busy => {
-            let wait = cpu::busy_for().unwrap_or(Duration::from_secs(1));
-            ApiError::busy(
-                format!(
-                    "another CPU profile is running; it ends in about {} s, retry then",
-                    wait.as_secs().max(1)
-                ),
-                wait.as_secs() + 1,
-            )
-        }
-        other => ApiError::internal(other.to_string()),
-    })?;
+    // Starting loads the unwinder's tables (pprof resolves a first backtrace), which can take a
+    // while: off the agent's only runtime thread, so other requests are still answered.
+    let session = tokio::task::spawn_blocking(move || cpu::start(frequency, window))
+        .await
+        .map_err(|e| ApiError::internal(format!("starting the CPU profiler failed: {e}")))?
+        .map_err(|e| match e {
+            CpuError::Busy => {
+                let wait = cpu::busy_for().unwrap_or(Duration::from_secs(1));
+                ApiError::busy(
+                    format!(
+                        "another CPU profile is running; it ends in about {} s, retry then",
+                        wait.as_secs().max(1)
+                    ),
+                    wait.as_secs() + 1,
+                )
+            }
+            other => ApiError::internal(other.to_string()),
+        })?;
     // If the client goes away, hyper drops this future and the session with it, which stops
     // sampling and frees the profiler at once.
     tokio::time::sleep(window).await;

@@ -63,7 +63,9 @@ async fn serve(shared: &Shared, query: Option<String>, kind: Kind) -> Result<Res
         Kind::Heap => "inuse_space",
         Kind::Allocs => "alloc_space",
     };
-    let index = sample_index(params.get("sample_index").unwrap_or(default_type))?;
+    let kinds = SAMPLE_TYPES.map(|(kind, _)| kind);
+    let default_index = kinds.iter().position(|k| *k == default_type).unwrap_or(0);
+    let index = params.sample_index(&kinds, default_index)?;
     let shown = SAMPLE_TYPES[index].0;
 
     match heap::sample_rate() {
@@ -157,27 +159,6 @@ pub(super) fn status() -> String {
     "not built in (the `heap` feature is off)".to_string()
 }
 
-/// The position of a sample type given by name or by index, as go tool pprof's `-sample_index`.
-#[cfg(feature = "heap")]
-fn sample_index(raw: &str) -> Result<usize, ApiError> {
-    use crate::heap::SAMPLE_TYPES;
-
-    SAMPLE_TYPES
-        .iter()
-        .position(|&(kind, _)| kind == raw)
-        .or_else(|| {
-            raw.parse::<usize>()
-                .ok()
-                .filter(|&i| i < SAMPLE_TYPES.len())
-        })
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "sample_index: expected one of alloc_objects, alloc_space, inuse_objects, \
-                 inuse_space (or 0 to 3), got {raw:?}"
-            ))
-        })
-}
-
 /// A byte count as people write it: `512 B`, `3.5 GiB`.
 #[cfg(feature = "heap")]
 pub(super) fn human_bytes(bytes: f64) -> String {
@@ -198,17 +179,6 @@ pub(super) fn human_bytes(bytes: f64) -> String {
 #[cfg(all(test, feature = "heap"))]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sample_index_by_name_or_number() {
-        assert_eq!(sample_index("inuse_space").unwrap(), 3);
-        assert_eq!(sample_index("1").unwrap(), 1);
-        let err = sample_index("4").unwrap_err();
-        assert!(err
-            .message
-            .starts_with("sample_index: expected one of alloc_objects"));
-        assert!(sample_index("space").is_err());
-    }
 
     #[test]
     fn bytes_read_as_people_write_them() {

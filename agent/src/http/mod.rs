@@ -115,7 +115,9 @@ pub(crate) fn respond(
         ),
         Format::Svg => {
             let svg = flamegraph::render(profile, &FlamegraphOptions::new(title, sample_index))
-                .map_err(|e| ApiError::internal(format!("rendering the flame graph failed: {e}")))?;
+                .map_err(|e| {
+                    ApiError::internal(format!("rendering the flame graph failed: {e}"))
+                })?;
             (svg, "image/svg+xml", format!("{stem}.svg"))
         }
     };

@@ -164,7 +164,10 @@ pub fn is_gzip(bytes: &[u8]) -> bool {
 /// Encodes a profile as gzip-compressed profile.proto, as Go's runtime/pprof writes it.
 pub fn encode(profile: &Profile) -> Vec<u8> {
     let raw = to_wire(profile).encode_to_vec();
-    let mut gz = GzEncoder::new(Vec::with_capacity(raw.len() / 4), flate2::Compression::default());
+    let mut gz = GzEncoder::new(
+        Vec::with_capacity(raw.len() / 4),
+        flate2::Compression::default(),
+    );
     gz.write_all(&raw).expect("writing to a Vec cannot fail");
     gz.finish().expect("writing to a Vec cannot fail")
 }
@@ -313,10 +316,7 @@ fn to_wire(p: &Profile) -> wire::Profile {
         })
         .collect();
     let comment = p.comments.iter().map(|c| st.intern(c)).collect();
-    let default_sample_type = p
-        .default_sample_type
-        .as_deref()
-        .map_or(0, |t| st.intern(t));
+    let default_sample_type = p.default_sample_type.as_deref().map_or(0, |t| st.intern(t));
     wire::Profile {
         sample_type,
         sample,
@@ -336,11 +336,16 @@ fn to_wire(p: &Profile) -> wire::Profile {
 }
 
 /// Maps pprof's arbitrary non-zero ids to positions in our vectors.
-fn id_index(ids: impl Iterator<Item = u64>, what: &str) -> Result<HashMap<u64, usize>, DecodeError> {
+fn id_index(
+    ids: impl Iterator<Item = u64>,
+    what: &str,
+) -> Result<HashMap<u64, usize>, DecodeError> {
     let mut index = HashMap::new();
     for (i, id) in ids.enumerate() {
         if id == 0 {
-            return Err(DecodeError(format!("{what} #{i} has id 0, which pprof reserves")));
+            return Err(DecodeError(format!(
+                "{what} #{i} has id 0, which pprof reserves"
+            )));
         }
         if index.insert(id, i).is_some() {
             return Err(DecodeError(format!("{what} id {id} is used twice")));
@@ -572,7 +577,10 @@ mod tests {
     fn truncated_protobuf_is_an_error() {
         let raw = to_wire(&sample_profile()).encode_to_vec();
         let err = decode(&raw[..raw.len() - 3]).unwrap_err();
-        assert!(err.to_string().starts_with("not a valid pprof protobuf"), "{err}");
+        assert!(
+            err.to_string().starts_with("not a valid pprof protobuf"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -585,6 +593,10 @@ mod tests {
         let mut w = to_wire(&sample_profile());
         w.function[0].name = 1000;
         let err = from_wire(w).unwrap_err();
-        assert!(err.to_string().starts_with("function 1 refers to string 1000"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("function 1 refers to string 1000"),
+            "{err}"
+        );
     }
 }

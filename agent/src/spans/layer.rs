@@ -59,12 +59,11 @@ pub fn is_installed() -> bool {
 }
 
 /// Records spans for `/debug/pprof/spans` and `/debug/pprof/diagnose`. Compose it with the
-/// service's other layers:
+/// service's other layers (filter those, not the registry, or the spans never reach this one):
 ///
 /// ```no_run
 /// use tracing_subscriber::prelude::*;
 /// tracing_subscriber::registry()
-///     .with(tracing_subscriber::fmt::layer())
 ///     .with(pyrometer::spans::SpansLayer::new())
 ///     .init();
 /// ```
