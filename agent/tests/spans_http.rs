@@ -13,7 +13,7 @@ use axum::routing;
 use axum::Router;
 use common::{expect_error, get, go_tool_pprof, loopback, start, temp_file};
 use pyrometer::profile::{folded, pprof};
-use pyrometer::spans::{DiagnoseConfig, SpansLayer};
+use pyrometer::spans::{DiagnoseConfig, SpansLayer, WhileRecording};
 use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::SqlitePool;
 use tracing::Instrument;
@@ -23,7 +23,7 @@ fn install_layer() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         tracing_subscriber::registry()
-            .with(SpansLayer::new())
+            .with(SpansLayer::new().with_filter(WhileRecording))
             .init();
     });
 }

@@ -26,8 +26,9 @@ use arc_swap::ArcSwap;
 use crossbeam_queue::SegQueue;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::layer::Context;
+use tracing::subscriber::Interest;
+use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
@@ -59,12 +60,14 @@ pub fn is_installed() -> bool {
 }
 
 /// Records spans for `/debug/pprof/spans` and `/debug/pprof/diagnose`. Compose it with the
-/// service's other layers (filter those, not the registry, or the spans never reach this one):
+/// service's other layers, filtered by [`WhileRecording`] (and filter those, not the registry, or
+/// the spans never reach this one):
 ///
 /// ```no_run
+/// use pyrometer::spans::{SpansLayer, WhileRecording};
 /// use tracing_subscriber::prelude::*;
 /// tracing_subscriber::registry()
-///     .with(pyrometer::spans::SpansLayer::new())
+///     .with(SpansLayer::new().with_filter(WhileRecording))
 ///     .init();
 /// ```
 #[derive(Debug)]
@@ -82,6 +85,28 @@ impl SpansLayer {
 impl Default for SpansLayer {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A per-layer filter that lets spans and events through to the [`SpansLayer`] only while a
+/// window is open.
+///
+/// Why it matters: a span that no layer wants is never created, which costs nothing, but one layer
+/// interested in every span makes the registry create them all (an id, a slot, enter and exit
+/// bookkeeping) even while this layer would ignore them. With this filter the span layer wants
+/// nothing between windows, so a service whose other layers log only warnings pays for its spans
+/// only while someone is looking. Combine it with a level: `WhileRecording.and(LevelFilter::INFO)`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WhileRecording;
+
+impl<S> Filter<S> for WhileRecording {
+    fn enabled(&self, _: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        recording()
+    }
+
+    fn callsite_enabled(&self, _: &'static Metadata<'static>) -> Interest {
+        // Asked again at every span and event, since the answer changes when a window opens.
+        Interest::sometimes()
     }
 }
 

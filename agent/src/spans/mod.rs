@@ -30,5 +30,6 @@ pub mod trace;
 
 pub use diagnose::{diagnose, DiagnoseConfig, Finding, FindingKind, Report};
 pub use layer::{
-    is_installed, NotInstalled, Recording, SpansLayer, Window, MAX_CHILDREN, MAX_TRACES,
+    is_installed, NotInstalled, Recording, SpansLayer, WhileRecording, Window, MAX_CHILDREN,
+    MAX_TRACES,
 };

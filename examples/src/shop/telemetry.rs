@@ -49,13 +49,17 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
 /// query and upstream spans above for `/debug/pprof/spans` and `/debug/pprof/diagnose`. The filter
 /// sits on the fmt layer only: on the registry it would hide the spans from the span layer.
 pub fn init_tracing(spans: bool) {
-    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::filter::{FilterExt, LevelFilter};
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("warn,sqlx::query=error"));
-    let span_layer =
-        spans.then(|| pyrometer::spans::SpansLayer::new().with_filter(LevelFilter::INFO));
+    // The shop's own info-level spans, not sqlx's debug-level statement events (which would count
+    // every query twice), and only while a window is open.
+    let span_layer = spans.then(|| {
+        pyrometer::spans::SpansLayer::new()
+            .with_filter(pyrometer::spans::WhileRecording.and(LevelFilter::INFO))
+    });
     let _ = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
@@ -73,7 +77,7 @@ pub fn init_tracing(spans: bool) {
 pub fn diagnose_config() -> pyrometer::spans::DiagnoseConfig {
     use std::time::Duration;
     pyrometer::spans::DiagnoseConfig {
-        n_plus_one_min_total: Duration::from_millis(5),
+        n_plus_one_min_total: Duration::from_millis(1),
         consecutive_http_min_saved: Duration::from_millis(15),
         slow_query_p95: Duration::from_millis(SLOW_QUERY_MS),
         ..Default::default()
