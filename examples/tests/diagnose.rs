@@ -40,6 +40,9 @@ fn fixture() -> &'static Addresses {
             ShopConfig {
                 addr: SocketAddr::from(([127, 0, 0, 1], 0)),
                 seed: SEED,
+                // As many connections as planted clients, so that the table scans run at once
+                // and their p95 shows what a busy service would see.
+                pool_size: 16,
                 ..ShopConfig::default()
             },
         )
