@@ -499,11 +499,7 @@ fn detect_connection_per_request(
     config: &DiagnoseConfig,
     out: &mut BTreeMap<Key, Evidence>,
 ) {
-    let mut by_route: BTreeMap<&str, Vec<&RequestView>> = BTreeMap::new();
-    for r in requests {
-        by_route.entry(&r.route).or_default().push(r);
-    }
-    for (route, rs) in by_route {
+    for (route, rs) in by_route(requests) {
         let mut with_setup = 0u64;
         let mut cost = Duration::ZERO;
         let mut pattern = String::new();
@@ -587,12 +583,19 @@ fn detect_no_timeout(
     }
 }
 
-fn route_stats(requests: &[RequestView]) -> Vec<RouteStats> {
-    let mut by_route: BTreeMap<&str, Vec<&RequestView>> = BTreeMap::new();
+/// The requests of each route, routes in order.
+fn by_route<'a, 'b>(
+    requests: &'a [RequestView<'b>],
+) -> BTreeMap<&'a str, Vec<&'a RequestView<'b>>> {
+    let mut routes: BTreeMap<&str, Vec<&RequestView>> = BTreeMap::new();
     for r in requests {
-        by_route.entry(&r.route).or_default().push(r);
+        routes.entry(&r.route).or_default().push(r);
     }
-    by_route
+    routes
+}
+
+fn route_stats(requests: &[RequestView]) -> Vec<RouteStats> {
+    by_route(requests)
         .into_iter()
         .map(|(route, rs)| {
             // Microseconds, from 1 µs to an hour, 3 significant digits.
