@@ -11,7 +11,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-export CARGO_TARGET_DIR="$work/target"
+unset CARGO_TARGET_DIR # each app builds in its own target/
 
 app() { # app DIR WITH_AGENT
     mkdir -p "$1/src"
@@ -53,9 +53,9 @@ app "$work/base" no
     cd "$work/base"
     cargo generate-lockfile --quiet
     cargo update --quiet -p axum --precise 0.7.5
-    cargo update --quiet -p tokio --precise 1.37.0
-    cargo update --quiet -p hyper --precise 1.3.1
     cargo update --quiet -p hyper-util --precise 0.1.3
+    cargo update --quiet -p hyper --precise 1.3.1
+    cargo update --quiet -p tokio --precise 1.37.0
 )
 app "$work/agent" yes
 cp "$work/base/Cargo.lock" "$work/agent/Cargo.lock"
@@ -66,14 +66,16 @@ versions() { # the locked name@version pairs of a lockfile
 
 size() { # size DIR LINE_TABLES(yes|no): release binary size in bytes
     local debug=false
-    [ "$2" = yes ] && debug='"line-tables-only"'
-    (cd "$1" && CARGO_PROFILE_RELEASE_DEBUG="$debug" cargo build --release --quiet 2>/dev/null)
-    stat -c %s "$CARGO_TARGET_DIR/release/app"
+    [ "$2" = yes ] && debug=line-tables-only
+    rm -f "$1/target/release/app"
+    (cd "$1" && CARGO_PROFILE_RELEASE_DEBUG="$debug" cargo build --release --quiet) >&2 || exit 1
+    stat -c %s "$1/target/release/app"
 }
 
 (cd "$work/agent" && cargo metadata --format-version 1 > /dev/null)
 echo "== locked versions adding the agent changed (none means none were moved)"
-comm -23 <(versions "$work/base/Cargo.lock") <(versions "$work/agent/Cargo.lock") | sed 's/^/was: /'
+moved=$(comm -23 <(versions "$work/base/Cargo.lock") <(versions "$work/agent/Cargo.lock"))
+echo "${moved:-none}"
 for crate in axum tokio hyper hyper-util mio; do
     grep -A1 "^name = \"$crate\"$" "$work/agent/Cargo.lock" | awk -v c="$crate" '/^version/{gsub(/"/,"",$3); printf "%s %s  ", c, $3}'
 done
@@ -90,7 +92,8 @@ printf '%-28s %12s %12s\n' "" "app alone" "with agent"
 for lines in no yes; do
     label="debug = false"
     [ "$lines" = yes ] && label='debug = "line-tables-only"'
-    base=$(size "$work/base" "$lines")
-    with=$(size "$work/agent" "$lines")
-    printf '%-28s %12s %12s  (+%s)\n' "$label" "$base" "$with" "$(numfmt --to=iec-i --suffix=B $((with - base)))"
+    base=$(size "$work/base" "$lines") || exit 1
+    with=$(size "$work/agent" "$lines") || exit 1
+    printf '%-28s %12s %12s  (+%s)\n' "$label" "$base" "$with" \
+        "$(numfmt --to=iec-i --suffix=B --format=%.1f $((with - base)))"
 done

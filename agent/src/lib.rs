@@ -4,9 +4,9 @@
 //! `go tool pprof`, Pyroscope, Parca and Grafana already speak:
 //!
 //! ```no_run
-//! # fn main() -> Result<(), pyrometer::StartError> {
-//! let _agent = pyrometer::Agent::builder().start()?; // serves 127.0.0.1:6060 until dropped
-//! # Ok(()) }
+//! // Serves 127.0.0.1:6060 until dropped; if it cannot start, one line says why and the service
+//! // carries on without it.
+//! let _agent = pyrometer::Agent::builder().start_or_log();
 //! ```
 //!
 //! then `curl -o cpu.pb.gz 'http://127.0.0.1:6060/debug/pprof/profile?seconds=30'`.
