@@ -190,6 +190,7 @@ impl Fields {
                 route: route.to_string(),
                 method: self.method.clone(),
                 path: self.path.clone(),
+                from_uri: false,
             };
         }
         if matches!(name, "request" | "http_request" | "http.server") {
@@ -199,6 +200,7 @@ impl Fields {
                     route: normalize::url(path),
                     method: self.method.clone(),
                     path: Some(path.to_string()),
+                    from_uri: true,
                 };
             }
         }
@@ -508,6 +510,7 @@ impl Window {
             traces.push(trace);
         }
         traces.sort_by_key(|t| t.root.start);
+        super::trace::bound_uri_routes(&mut traces);
         Recording {
             traces,
             opened: self.opened,
