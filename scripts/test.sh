@@ -8,3 +8,5 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# request_span for axum 0.8 (feature `axum`; axum 0.7's is tested by examples/axum07).
+cargo test -p pyrometer --locked --features axum --test spans_route
