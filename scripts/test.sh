@@ -8,5 +8,6 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
-# The endpoints merged into an axum app need the optional `axum` feature.
-cargo test -p pyrometer --features axum --test router_http --locked
+# The endpoints merged into an axum app, and request_span for axum 0.8, need the optional `axum`
+# feature (axum 0.7's span maker is tested by examples/axum07).
+cargo test -p pyrometer --features axum --test router_http --test spans_route --locked

@@ -654,6 +654,7 @@ mod tests {
                 route: route.into(),
                 method: Some("GET".into()),
                 path: Some(route.into()),
+                from_uri: false,
             };
             let mut root = Node::new("http.server", kind, self.at(from), self.at(to));
             root.children = children;

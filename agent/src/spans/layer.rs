@@ -19,7 +19,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -28,6 +28,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
@@ -89,24 +90,58 @@ impl Default for SpansLayer {
 }
 
 /// A per-layer filter that lets spans and events through to the [`SpansLayer`] only while a
-/// window is open.
+/// window is open, and costs the service nothing between windows.
 ///
-/// Why it matters: a span that no layer wants is never created, which costs nothing, but one layer
-/// interested in every span makes the registry create them all (an id, a slot, enter and exit
-/// bookkeeping) even while this layer would ignore them. With this filter the span layer wants
-/// nothing between windows, so a service whose other layers log only warnings pays for its spans
-/// only while someone is looking. Combine it with a level: `WhileRecording.and(LevelFilter::INFO)`.
+/// Between windows it tells tracing that the span layer wants nothing at all: every callsite's
+/// interest is `never` and its level hint is `OFF`. So `LevelFilter::current()`, the interest of
+/// every callsite and every `enabled!` answer are exactly those of the service's other layers:
+/// libraries do no debug work they would not do without pyrometer, and spans no other layer
+/// wants are never created. When the first window opens and when the last one closes, the
+/// callsites' interest is rebuilt (`tracing::callsite::rebuild_interest_cache`).
+///
+/// While a window is open, it wants every span (request trees need their inner spans) and only
+/// the events the layer reads: sqlx's `sqlx::query` statements, errors, and events carrying a
+/// statement or error field. Other `debug!`/`trace!` events stay as the service had them, so a
+/// window does not turn on the debug logging of every library either.
+///
+/// Combine it with a level: `WhileRecording.and(LevelFilter::INFO)`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WhileRecording;
+
+impl WhileRecording {
+    /// Whether the span layer reads spans or events of this callsite at all.
+    fn wants(metadata: &Metadata<'_>) -> bool {
+        metadata.is_span()
+            || metadata.target().starts_with("sqlx::query")
+            || *metadata.level() == tracing::Level::ERROR
+            || metadata
+                .fields()
+                .iter()
+                .any(|field| Fields::is_read(field.name()))
+    }
+}
 
 impl<S> Filter<S> for WhileRecording {
     fn enabled(&self, _: &Metadata<'_>, _: &Context<'_, S>) -> bool {
         recording()
     }
 
-    fn callsite_enabled(&self, _: &'static Metadata<'static>) -> Interest {
-        // Asked again at every span and event, since the answer changes when a window opens.
-        Interest::sometimes()
+    fn callsite_enabled(&self, metadata: &'static Metadata<'static>) -> Interest {
+        // `sometimes`, not `always`: a callsite registered while the last window closes may keep
+        // this answer until the next rebuild, and `enabled` then still says no between windows.
+        if recording() && Self::wants(metadata) {
+            Interest::sometimes()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(if recording() {
+            LevelFilter::TRACE
+        } else {
+            LevelFilter::OFF
+        })
     }
 }
 
@@ -125,6 +160,13 @@ struct Fields {
 }
 
 impl Fields {
+    /// Whether a field of this name is one the layer reads.
+    fn is_read(name: &str) -> bool {
+        name == "elapsed_secs"
+            || name == "otel.status_code"
+            || Fields::default().slot(name).is_some()
+    }
+
     fn slot(&mut self, name: &str) -> Option<&mut Option<String>> {
         Some(match name {
             "http.route" | "matched_path" | "route" => &mut self.route,
@@ -148,6 +190,7 @@ impl Fields {
                 route: route.to_string(),
                 method: self.method.clone(),
                 path: self.path.clone(),
+                from_uri: false,
             };
         }
         if matches!(name, "request" | "http_request" | "http.server") {
@@ -157,6 +200,7 @@ impl Fields {
                     route: normalize::url(path),
                     method: self.method.clone(),
                     path: Some(path.to_string()),
+                    from_uri: true,
                 };
             }
         }
@@ -450,7 +494,7 @@ impl Window {
             next.push(sink.clone());
             next
         });
-        OPEN_WINDOWS.fetch_add(1, Ordering::Relaxed);
+        windows_changed(|open| open + 1);
         Ok(Window {
             sink,
             opened: Instant::now(),
@@ -466,6 +510,7 @@ impl Window {
             traces.push(trace);
         }
         traces.sort_by_key(|t| t.root.start);
+        super::trace::bound_uri_routes(&mut traces);
         Recording {
             traces,
             opened: self.opened,
@@ -487,6 +532,28 @@ impl Drop for Window {
                 .cloned()
                 .collect::<Vec<_>>()
         });
-        OPEN_WINDOWS.fetch_sub(1, Ordering::Relaxed);
+        windows_changed(|open| open - 1);
+    }
+}
+
+/// Changes the number of open windows and, when it goes from none to some or back, makes tracing
+/// ask [`WhileRecording`] again for every callsite's interest and the maximum level.
+///
+/// The lock orders the count changes with their rebuilds, so the last rebuild always sees the last
+/// count. A callsite first hit while a rebuild runs may compute its interest from the count just
+/// before the change: one that misses the first window's opening is recorded from the next window
+/// on, and one that keeps `sometimes` past the last window's close costs one `enabled` call per
+/// use, which answers no. `LevelFilter::current()` is computed by the rebuild itself, so it is
+/// always right once `open` or `drop` returns.
+fn windows_changed(change: impl FnOnce(usize) -> usize) {
+    static CHANGING: Mutex<()> = Mutex::new(());
+    let _guard = CHANGING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let before = OPEN_WINDOWS.load(Ordering::Relaxed);
+    let after = change(before);
+    OPEN_WINDOWS.store(after, Ordering::Relaxed);
+    if (before == 0) != (after == 0) {
+        tracing::callsite::rebuild_interest_cache();
     }
 }

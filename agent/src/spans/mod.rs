@@ -11,7 +11,9 @@
 //! What is recognized, by OpenTelemetry's field names (current and older) and the common
 //! crates' conventions:
 //! - requests: `http.route` (or axum's `matched_path`, or `route`); tower-http's `request`
-//!   span (its `uri`, with ids folded into `{id}`, stands in for the route);
+//!   span (its `uri`, with ids folded into `{id}`, stands in for the route, for at most
+//!   [`MAX_URI_ROUTES`] routes per window; `request_span`, with the feature `axum` or `axum07`,
+//!   records the route instead);
 //! - statements: spans with `db.query.text` / `db.statement`, and sqlx's `sqlx::query` events
 //!   (their start is the event's time less `elapsed_secs`);
 //! - outbound calls: spans with `url.full` / `http.url` and `http.request.method`;
@@ -26,6 +28,8 @@ mod layer;
 pub mod normalize;
 pub mod profile;
 pub mod report;
+#[cfg(any(feature = "axum", feature = "axum07"))]
+mod route;
 pub mod trace;
 
 pub use diagnose::{diagnose, DiagnoseConfig, Finding, FindingKind, Report};
@@ -33,3 +37,6 @@ pub use layer::{
     is_installed, NotInstalled, Recording, SpansLayer, WhileRecording, Window, MAX_CHILDREN,
     MAX_TRACES,
 };
+#[cfg(any(feature = "axum", feature = "axum07"))]
+pub use route::request_span;
+pub use trace::{MAX_URI_ROUTES, OTHER_ROUTE};

@@ -1,9 +1,13 @@
 //! Grouping statements and URLs that differ only in their values: `WHERE id = 42` and
 //! `WHERE id = 7` are one statement run twice, which is what makes an N+1 pattern visible.
 
-/// Replaces literals with `?`, collapses `IN (…)` lists and white space.
+/// Replaces literals with `?`, collapses `IN (…)` lists, `ARRAY[…]` and white space.
 ///
 /// `SELECT * FROM t WHERE a = 'x' AND b IN (1, 2, 3)` becomes `SELECT * FROM t WHERE a = ? AND b IN (?)`.
+///
+/// Postgres: casts keep their type (`$1::text[]` becomes `?::text[]`), dollar-quoted strings
+/// (`$$…$$`, `$tag$…$tag$`) and escape strings (`E'it\'s'`) are literals like any other, and
+/// double-quoted identifiers stay as written.
 pub fn statement(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
@@ -11,9 +15,17 @@ pub fn statement(sql: &str) -> String {
     while let Some(c) = chars.next() {
         match c {
             '\'' => {
-                // A string literal, with '' as an escaped quote.
+                // An escape string's `E` prefix is part of the literal.
+                let escapes = out.ends_with(['E', 'e'])
+                    && !out[..out.len() - 1].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+                if escapes {
+                    out.pop();
+                }
+                // A string literal, with '' as an escaped quote (and \' in an escape string).
                 while let Some(d) = chars.next() {
-                    if d == '\'' {
+                    if escapes && d == '\\' {
+                        chars.next();
+                    } else if d == '\'' {
                         if chars.peek() == Some(&'\'') {
                             chars.next();
                         } else {
@@ -24,7 +36,28 @@ pub fn statement(sql: &str) -> String {
                 out.push('?');
                 last_word_char = false;
             }
-            '$' | '?' | ':' if !last_word_char => {
+            '"' => {
+                // A quoted identifier, kept as written.
+                out.push('"');
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == '"' {
+                        break;
+                    }
+                }
+                last_word_char = true;
+            }
+            ':' if chars.peek() == Some(&':') => {
+                // A Postgres cast: the type name that follows is kept.
+                chars.next();
+                out.push_str("::");
+                last_word_char = false;
+            }
+            '$' if !last_word_char && dollar_quote(&mut chars) => {
+                out.push('?');
+                last_word_char = false;
+            }
+            '$' | '?' | ':' if !last_word_char && is_parameter(c, chars.peek()) => {
                 // Bind parameters: ?, ?1, $1, :name.
                 while chars
                     .peek()
@@ -60,24 +93,62 @@ pub fn statement(sql: &str) -> String {
             }
         }
     }
-    collapse_lists(out.trim_end())
+    let out = collapse_lists(out.trim_end(), '(', ')');
+    collapse_lists(&out, '[', ']')
 }
 
-/// `IN (?, ?, ?)` and `VALUES (?, ?), (?, ?)` become `IN (?)` and `VALUES (?)`.
-fn collapse_lists(s: &str) -> String {
+/// `?`, `$` and `:` start a parameter when a name or number follows (`?` also alone); a `:`
+/// before anything else is an operator or a slice (`a[1:2]`).
+fn is_parameter(start: char, next: Option<&char>) -> bool {
+    match start {
+        '?' => true,
+        '$' => next.is_some_and(char::is_ascii_digit),
+        _ => next.is_some_and(|d| d.is_ascii_alphabetic() || *d == '_'),
+    }
+}
+
+/// After a `$`: if a dollar-quoted string starts here (`$$…$$` or `$tag$…$tag$`), consumes it up
+/// to its closing tag (or the end) and returns true; otherwise consumes nothing.
+fn dollar_quote(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> bool {
+    let mut ahead = chars.clone();
+    let mut tag = String::from("$");
+    if ahead.peek().is_some_and(|c| c.is_alphabetic() || *c == '_') {
+        while let Some(c) = ahead.next_if(|c| c.is_alphanumeric() || *c == '_') {
+            tag.push(c);
+        }
+    }
+    if ahead.next() != Some('$') {
+        return false;
+    }
+    tag.push('$');
+    let mut body = String::new();
+    for c in ahead.by_ref() {
+        body.push(c);
+        if body.ends_with(&tag) {
+            break;
+        }
+    }
+    *chars = ahead;
+    true
+}
+
+/// `IN (?, ?, ?)`, `VALUES (?, ?), (?, ?)` and `ARRAY[?, ?]` become `IN (?)`, `VALUES (?)` and
+/// `ARRAY[?]`.
+fn collapse_lists(s: &str, open: char, close: char) -> String {
+    let repeated = format!("{close}, {open}");
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(open) = rest.find('(') {
-        out.push_str(&rest[..=open]);
-        rest = &rest[open + 1..];
-        let close = rest.find(')').unwrap_or(rest.len());
-        let inner = &rest[..close];
+    while let Some(at) = rest.find(open) {
+        out.push_str(&rest[..at + 1]);
+        rest = &rest[at + 1..];
+        let end = rest.find(close).unwrap_or(rest.len());
+        let inner = &rest[..end];
         if !inner.is_empty() && inner.split(',').all(|part| part.trim() == "?") {
             out.push('?');
-            rest = &rest[close..];
+            rest = &rest[end..];
             // Repeated tuples of placeholders: `(?), (?)`.
-            while let Some(more) = rest.strip_prefix("), (") {
-                let end = more.find(')').unwrap_or(more.len());
+            while let Some(more) = rest.strip_prefix(repeated.as_str()) {
+                let end = more.find(close).unwrap_or(more.len());
                 if more[..end].split(',').all(|p| p.trim() == "?") {
                     rest = &more[end..];
                 } else {
@@ -202,6 +273,55 @@ mod tests {
         // Digits inside identifiers stay.
         assert_eq!(statement("SELECT col1 FROM t2"), "SELECT col1 FROM t2");
         assert_eq!(statement("SELECT 1.5e3"), "SELECT ?");
+    }
+
+    #[test]
+    fn postgres_casts_arrays_and_any_keep_their_shape() {
+        assert_eq!(
+            statement("SELECT * FROM t WHERE tags && $1::text[] AND id = ANY($2)"),
+            "SELECT * FROM t WHERE tags && ?::text[] AND id = ANY(?)"
+        );
+        assert_eq!(
+            statement("SELECT $1::int4, '2024-01-01'::timestamp with time zone, x::numeric(10, 2)"),
+            "SELECT ?::int4, ?::timestamp with time zone, x::numeric(?)"
+        );
+        assert_eq!(
+            statement("SELECT * FROM t WHERE id = ANY(ARRAY[1, 2, 3]) AND a[1:2] = '{1,2}'"),
+            "SELECT * FROM t WHERE id = ANY(ARRAY[?]) AND a[?:?] = ?"
+        );
+        assert_eq!(
+            statement("SELECT * FROM t WHERE id = ANY(ARRAY[7])"),
+            statement("SELECT * FROM t WHERE id = ANY(ARRAY[7, 8, 9, 10])")
+        );
+        assert_eq!(
+            statement(r#"SELECT "Col1", "2fa" FROM "Order" WHERE "Col1" = 3"#),
+            r#"SELECT "Col1", "2fa" FROM "Order" WHERE "Col1" = ?"#
+        );
+    }
+
+    #[test]
+    fn postgres_dollar_quoted_and_escape_strings_are_literals() {
+        assert_eq!(
+            statement("SELECT $$it's a $1 'string'$$, $2"),
+            "SELECT ?, ?"
+        );
+        assert_eq!(
+            statement("SELECT $body$ a $$ b $body$ || $t1$x$t1$ FROM t"),
+            "SELECT ? || ? FROM t"
+        );
+        assert_eq!(
+            statement(r"SELECT E'it\'s', e'\\', name FROM t WHERE note = 'E'"),
+            "SELECT ?, ?, name FROM t WHERE note = ?"
+        );
+        // A word ending in E before a string is not an escape prefix.
+        assert_eq!(
+            statement(r"SELECT date '2024\', 'x' FROM t"),
+            "SELECT date ?, ? FROM t"
+        );
+        // Unterminated quotes end the statement instead of panicking.
+        assert_eq!(statement("SELECT $$never closed"), "SELECT ?");
+        assert_eq!(statement("SELECT $tag$never closed"), "SELECT ?");
+        assert_eq!(statement("SELECT a$b FROM t"), "SELECT a$b FROM t");
     }
 
     #[test]

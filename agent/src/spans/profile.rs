@@ -141,6 +141,7 @@ mod tests {
                 route: "/orders".into(),
                 method: Some("GET".into()),
                 path: None,
+                from_uri: false,
             },
             t,
             ms(t, 100),

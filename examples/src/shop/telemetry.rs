@@ -44,8 +44,8 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
 }
 
 /// Installs the shop's tracing: logs to standard error at the level given by `RUST_LOG` (default:
-/// warnings only, except sqlx's slow-statement warnings, which seeding and the planted problems
-/// trigger on purpose), and, with `spans`, the agent's span layer, which records the request,
+/// info, as `tracing_subscriber::fmt().init()` has it, except sqlx's slow-statement warnings, which
+/// seeding and the planted problems trigger on purpose), and, with `spans`, the agent's span layer, which records the request,
 /// query and upstream spans above for `/debug/pprof/spans` and `/debug/pprof/diagnose`. The filter
 /// sits on the fmt layer only: on the registry it would hide the spans from the span layer.
 pub fn init_tracing(spans: bool) {
@@ -53,7 +53,7 @@ pub fn init_tracing(spans: bool) {
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,sqlx::query=error"));
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx::query=error"));
     // The shop's own info-level spans, not sqlx's debug-level statement events (which would count
     // every query twice), and only while a window is open.
     let span_layer = spans.then(|| {
