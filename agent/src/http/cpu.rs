@@ -3,10 +3,12 @@
 use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::{process_name, respond, Params, Shared};
+use super::limits::Kind;
+use super::{encode, process_name, Params, Shared};
+use crate::build::{self, Priority};
 use crate::cpu::{self, CpuError, MAX_FREQUENCY};
 
 const PARAMS: &[&str] = &["seconds", "frequency", "format", "threads"];
@@ -21,8 +23,9 @@ pub async fn profile(
     let format = params.format()?;
     let per_thread = params.flag("threads")?;
     let window = Duration::from_secs(seconds);
+    let _claim = shared.windows.claim(Kind::Cpu, window)?;
 
-    // Starting loads the unwinder's tables (pprof resolves a first backtrace), which can take a
+    // Never queued behind builds (see crate::build). Starting loads the unwinder's tables (pprof resolves a first backtrace), which can take a
     // while: off the agent's only runtime thread, so other requests are still answered.
     let session = tokio::task::spawn_blocking(move || cpu::start(frequency, window))
         .await
@@ -43,16 +46,18 @@ pub async fn profile(
     // If the client goes away, hyper drops this future and the session with it, which stops
     // sampling and frees the profiler at once.
     tokio::time::sleep(window).await;
-    let profile = tokio::task::spawn_blocking(move || session.finish(per_thread))
-        .await
-        .map_err(|e| ApiError::internal(format!("building the profile failed: {e}")))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-
-    let samples = profile.total(0);
-    let title = format!(
-        "CPU profile of {} (pid {}): {seconds} s at {frequency} Hz, {samples} samples",
-        process_name(),
-        std::process::id(),
-    );
-    respond(&profile, format, 1, title, "cpu")
+    let encoded = build::run(Priority::Urgent, move || {
+        let profile = session
+            .finish(per_thread)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let samples = profile.total(0);
+        let title = format!(
+            "CPU profile of {} (pid {}): {seconds} s at {frequency} Hz, {samples} samples",
+            process_name(),
+            std::process::id(),
+        );
+        encode(&profile, format, 1, title, "cpu")
+    })
+    .await??;
+    Ok(encoded.into_response())
 }

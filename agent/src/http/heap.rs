@@ -10,6 +10,13 @@
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
+#[cfg(feature = "heap")]
+use {
+    super::{encode, process_name, Encoded, Format, Params},
+    crate::build::{self, Coalesced, Priority},
+    axum::response::IntoResponse,
+    std::sync::Arc,
+};
 
 use super::error::ApiError;
 use super::Shared;
@@ -31,7 +38,7 @@ pub async fn allocs(
     serve(&shared, query, Kind::Allocs).await
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Heap,
     Allocs,
@@ -49,7 +56,7 @@ async fn serve(_: &Shared, _: Option<String>, _: Kind) -> Result<Response, ApiEr
 async fn serve(shared: &Shared, query: Option<String>, kind: Kind) -> Result<Response, ApiError> {
     use std::time::Duration;
 
-    use super::{process_name, respond, Format, Params};
+    use super::limits::Kind as Limited;
     use crate::heap::{self, Snapshot, SAMPLE_TYPES};
 
     let params = Params::parse(query.as_deref(), PARAMS)?;
@@ -66,7 +73,6 @@ async fn serve(shared: &Shared, query: Option<String>, kind: Kind) -> Result<Res
     let kinds = SAMPLE_TYPES.map(|(kind, _)| kind);
     let default_index = kinds.iter().position(|k| *k == default_type).unwrap_or(0);
     let index = params.sample_index(&kinds, default_index)?;
-    let shown = SAMPLE_TYPES[index].0;
 
     match heap::sample_rate() {
         None => {
@@ -85,19 +91,53 @@ async fn serve(shared: &Shared, query: Option<String>, kind: Kind) -> Result<Res
         Some(_) => {}
     }
 
-    let snapshot = match seconds {
-        None => Snapshot::take(),
+    let encoded = match seconds {
+        // Requests for the present share a build while it is queued (see crate::build).
+        None => {
+            let key = (kind, index, format);
+            LIVE_BUILDS
+                .run(key, Priority::Normal, move || {
+                    build_profile(Snapshot::take(), kind, index, format).map(Arc::new)
+                })
+                .await??
+        }
         Some(seconds) => {
+            let length = Duration::from_secs(seconds);
+            let _claim = shared.windows.claim(Limited::Heap, length)?;
             let before = Snapshot::take();
             // A client that disconnects drops this future: nothing is left running.
-            tokio::time::sleep(Duration::from_secs(seconds)).await;
-            Snapshot::take().since(&before)
+            tokio::time::sleep(length).await;
+            let snapshot = Snapshot::take().since(&before);
+            drop(before);
+            build::run(Priority::Normal, move || {
+                build_profile(snapshot, kind, index, format).map(Arc::new)
+            })
+            .await??
         }
     };
+    Ok(Encoded::clone(&encoded).into_response())
+}
+
+/// Builds of the present heap, shared by the requests that ask for the same one while it is queued.
+#[cfg(feature = "heap")]
+#[allow(clippy::type_complexity)]
+static LIVE_BUILDS: Coalesced<(Kind, usize, Format), Result<Arc<Encoded>, ApiError>> =
+    Coalesced::new();
+
+/// The profile of `snapshot`, showing sample type `index` first, in `format`; on the build thread.
+#[cfg(feature = "heap")]
+fn build_profile(
+    snapshot: crate::heap::Snapshot,
+    kind: Kind,
+    index: usize,
+    format: Format,
+) -> Result<Encoded, ApiError> {
+    use crate::heap::SAMPLE_TYPES;
+
+    let shown = SAMPLE_TYPES[index].0;
     let (rate, window) = (snapshot.rate(), snapshot.window());
-    let mut profile = tokio::task::spawn_blocking(move || snapshot.profile(shown))
-        .await
-        .map_err(|e| ApiError::internal(format!("building the heap profile failed: {e}")))?;
+    let mut profile = snapshot.profile(shown);
+    drop(snapshot);
 
     let what = match (kind, window) {
         (Kind::Heap, None) => "Heap profile".to_string(),
@@ -117,7 +157,7 @@ async fn serve(shared: &Shared, query: Option<String>, kind: Kind) -> Result<Res
         _ => format!(", {total} objects in total"),
     });
     if format != Format::Pprof
-        && seconds.is_some()
+        && window.is_some()
         && profile.samples.iter().any(|s| s.values[index] < 0)
     {
         // A flame graph has no negative widths: it shows what grew; pprof output keeps both.
@@ -130,7 +170,7 @@ async fn serve(shared: &Shared, query: Option<String>, kind: Kind) -> Result<Res
         Kind::Heap => "heap",
         Kind::Allocs => "allocs",
     };
-    respond(&profile, format, index, title, stem)
+    encode(&profile, format, index, title, stem)
 }
 
 /// The heap profiler's state for the index page: how it samples, the estimated live heap, and

@@ -9,6 +9,7 @@ mod cpu;
 mod error;
 mod heap;
 mod index;
+mod limits;
 mod params;
 mod spans;
 
@@ -19,11 +20,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware, Router};
 
+use crate::build::BuildError;
 use crate::profile::flamegraph::{self, FlamegraphOptions};
 use crate::profile::{folded, pprof, Profile};
 use crate::spans::DiagnoseConfig;
 
 pub use error::ApiError;
+pub use limits::{LimitError, Limits};
 pub use params::{Format, Params};
 
 /// The longest window a request may ask for unless configured otherwise.
@@ -38,6 +41,8 @@ pub struct HttpConfig {
     pub max_seconds: u64,
     /// Thresholds of `/debug/pprof/diagnose`.
     pub diagnose: DiagnoseConfig,
+    /// How many windows may be open, and the span windows' memory budget.
+    pub limits: Limits,
 }
 
 impl Default for HttpConfig {
@@ -46,6 +51,7 @@ impl Default for HttpConfig {
             token: None,
             max_seconds: DEFAULT_MAX_SECONDS,
             diagnose: DiagnoseConfig::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -53,11 +59,14 @@ impl Default for HttpConfig {
 #[derive(Clone)]
 pub(crate) struct Shared {
     config: Arc<HttpConfig>,
+    windows: Arc<limits::OpenWindows>,
 }
 
 /// The `/debug/pprof/...` endpoints. Merge it into an app with `app.merge(router(config))`.
 pub fn router(config: HttpConfig) -> Router {
+    crate::spans::budget::set_budget(config.limits.span_memory_bytes());
     let shared = Shared {
+        windows: limits::OpenWindows::new(config.limits),
         config: Arc::new(config),
     };
     Router::new()
@@ -94,14 +103,44 @@ pub(crate) fn process_name() -> String {
         .unwrap_or_else(|| "process".to_string())
 }
 
+/// A profile encoded for its response, built on the build thread and shareable between requests.
+#[derive(Debug, Clone)]
+pub(crate) struct Encoded {
+    body: Vec<u8>,
+    content_type: &'static str,
+    disposition: String,
+}
+
+impl IntoResponse for Encoded {
+    fn into_response(self) -> Response {
+        let mut response = self.body.into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.content_type),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(value) = HeaderValue::from_str(&self.disposition) {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+        response
+    }
+}
+
+impl From<BuildError> for ApiError {
+    fn from(e: BuildError) -> Self {
+        ApiError::internal(e.to_string())
+    }
+}
+
 /// A profile in the asked-for format. `stem` names the downloaded file (`cpu` gives `cpu.pb.gz`).
-pub(crate) fn respond(
+pub(crate) fn encode(
     profile: &Profile,
     format: Format,
     sample_index: usize,
     title: String,
     stem: &str,
-) -> Result<Response, ApiError> {
+) -> Result<Encoded, ApiError> {
     let (body, content_type, filename) = match format {
         Format::Pprof => (
             pprof::encode(profile),
@@ -125,12 +164,9 @@ pub(crate) fn respond(
         Format::Svg => format!("inline; filename=\"{filename}\""),
         _ => format!("attachment; filename=\"{filename}\""),
     };
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(value) = HeaderValue::from_str(&disposition) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    Ok(response)
+    Ok(Encoded {
+        body,
+        content_type,
+        disposition,
+    })
 }
