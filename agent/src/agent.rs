@@ -9,10 +9,9 @@ use std::fmt;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::thread::JoinHandle;
 
-use axum::Router;
 use tokio::sync::oneshot;
 
-use crate::http::{self, HttpConfig, Limits};
+use crate::http::{self, HttpConfig, Limits, Shared};
 use crate::server;
 use crate::spans::DiagnoseConfig;
 
@@ -110,9 +109,11 @@ impl AgentBuilder {
         self
     }
 
-    /// The endpoints as a Router to merge into the service's own app. The app may be reachable
-    /// from anywhere, so a token is required; see [`AgentBuilder::router_without_token`].
-    pub fn router(self) -> Result<Router, StartError> {
+    /// The endpoints as an axum 0.8 Router to merge into the service's own app (feature `axum`).
+    /// The app may be reachable from anywhere, so a token is required; see
+    /// [`AgentBuilder::router_without_token`].
+    #[cfg(feature = "axum")]
+    pub fn router(self) -> Result<axum::Router, StartError> {
         let (_, config) = self.resolve()?;
         if config.token.is_none() {
             return Err(StartError::Config {
@@ -126,8 +127,10 @@ impl AgentBuilder {
         Ok(http::router(config))
     }
 
-    /// The endpoints as a Router with no token check, for an app that only listens on loopback.
-    pub fn router_without_token(self) -> Result<Router, StartError> {
+    /// The endpoints as an axum 0.8 Router with no token check, for an app that only listens on
+    /// loopback (feature `axum`).
+    #[cfg(feature = "axum")]
+    pub fn router_without_token(self) -> Result<axum::Router, StartError> {
         Ok(http::router(self.resolve()?.1))
     }
 
@@ -151,7 +154,7 @@ impl AgentBuilder {
             .build()
             .map_err(StartError::Runtime)?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = http::router(config);
+        let shared = Shared::new(config);
         let thread = std::thread::Builder::new()
             .name("pyrometer-http".into())
             .spawn(move || {
@@ -160,7 +163,7 @@ impl AgentBuilder {
                         return;
                     };
                     tokio::select! {
-                        _ = server::serve(listener, app) => {}
+                        _ = server::serve(listener, shared) => {}
                         _ = stopped => {}
                     }
                 });

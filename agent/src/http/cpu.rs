@@ -2,22 +2,16 @@
 
 use std::time::Duration;
 
-use axum::extract::{RawQuery, State};
-use axum::response::{IntoResponse, Response};
-
 use super::error::ApiError;
 use super::limits::Kind;
-use super::{encode, process_name, Params, Shared};
+use super::{encode, process_name, Params, Response, Shared};
 use crate::build::{self, Priority};
 use crate::cpu::{self, CpuError, MAX_FREQUENCY};
 
 const PARAMS: &[&str] = &["seconds", "frequency", "format", "threads"];
 
-pub async fn profile(
-    State(shared): State<Shared>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref(), PARAMS)?;
+pub(super) async fn profile(shared: &Shared, query: Option<&str>) -> Result<Response, ApiError> {
+    let params = Params::parse(query, PARAMS)?;
     let seconds = params.number("seconds", 30, 1..=shared.config.max_seconds)?;
     let frequency = params.number("frequency", 99, 1..=u64::from(MAX_FREQUENCY))? as u32;
     let format = params.format()?;
@@ -59,5 +53,5 @@ pub async fn profile(
         encode(&profile, format, 1, title, "cpu")
     })
     .await??;
-    Ok(encoded.into_response())
+    Ok(encoded.response())
 }

@@ -8,34 +8,24 @@
 //! the live heap grew or shrank. Several heap windows may run at once: each is just two copies of
 //! the sampler's running sums.
 
-use axum::extract::{RawQuery, State};
-use axum::response::Response;
 #[cfg(feature = "heap")]
 use {
     super::{encode, process_name, Encoded, Format, Params},
     crate::build::{self, Coalesced, Priority},
-    axum::response::IntoResponse,
-    std::sync::Arc,
 };
 
 use super::error::ApiError;
-use super::Shared;
+use super::{Response, Shared};
 
 #[cfg(feature = "heap")]
 const PARAMS: &[&str] = &["seconds", "format", "sample_index"];
 
-pub async fn heap(
-    State(shared): State<Shared>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    serve(&shared, query, Kind::Heap).await
+pub(super) async fn heap(shared: &Shared, query: Option<&str>) -> Result<Response, ApiError> {
+    serve(shared, query, Kind::Heap).await
 }
 
-pub async fn allocs(
-    State(shared): State<Shared>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    serve(&shared, query, Kind::Allocs).await
+pub(super) async fn allocs(shared: &Shared, query: Option<&str>) -> Result<Response, ApiError> {
+    serve(shared, query, Kind::Allocs).await
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +35,7 @@ enum Kind {
 }
 
 #[cfg(not(feature = "heap"))]
-async fn serve(_: &Shared, _: Option<String>, _: Kind) -> Result<Response, ApiError> {
+async fn serve(_: &Shared, _: Option<&str>, _: Kind) -> Result<Response, ApiError> {
     Err(ApiError::not_enabled(
         "heap profiling is not built in: enable the `heap` feature of the pyrometer crate \
          (it is on by default) and install pyrometer::heap::SamplingAllocator",
@@ -53,13 +43,13 @@ async fn serve(_: &Shared, _: Option<String>, _: Kind) -> Result<Response, ApiEr
 }
 
 #[cfg(feature = "heap")]
-async fn serve(shared: &Shared, query: Option<String>, kind: Kind) -> Result<Response, ApiError> {
+async fn serve(shared: &Shared, query: Option<&str>, kind: Kind) -> Result<Response, ApiError> {
     use std::time::Duration;
 
     use super::limits::Kind as Limited;
     use crate::heap::{self, Snapshot, SAMPLE_TYPES};
 
-    let params = Params::parse(query.as_deref(), PARAMS)?;
+    let params = Params::parse(query, PARAMS)?;
     // An empty value is what the index page's form sends for "now".
     let seconds = match params.get("seconds") {
         None | Some("") => None,
@@ -97,7 +87,7 @@ async fn serve(shared: &Shared, query: Option<String>, kind: Kind) -> Result<Res
             let key = (kind, index, format);
             LIVE_BUILDS
                 .run(key, Priority::Normal, move || {
-                    build_profile(Snapshot::take(), kind, index, format).map(Arc::new)
+                    build_profile(Snapshot::take(), kind, index, format)
                 })
                 .await??
         }
@@ -110,19 +100,17 @@ async fn serve(shared: &Shared, query: Option<String>, kind: Kind) -> Result<Res
             let snapshot = Snapshot::take().since(&before);
             drop(before);
             build::run(Priority::Normal, move || {
-                build_profile(snapshot, kind, index, format).map(Arc::new)
+                build_profile(snapshot, kind, index, format)
             })
             .await??
         }
     };
-    Ok(Encoded::clone(&encoded).into_response())
+    Ok(encoded.response())
 }
 
 /// Builds of the present heap, shared by the requests that ask for the same one while it is queued.
 #[cfg(feature = "heap")]
-#[allow(clippy::type_complexity)]
-static LIVE_BUILDS: Coalesced<(Kind, usize, Format), Result<Arc<Encoded>, ApiError>> =
-    Coalesced::new();
+static LIVE_BUILDS: Coalesced<(Kind, usize, Format), Result<Encoded, ApiError>> = Coalesced::new();
 
 /// The profile of `snapshot`, showing sample type `index` first, in `format`; on the build thread.
 #[cfg(feature = "heap")]

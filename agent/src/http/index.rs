@@ -1,16 +1,21 @@
 //! `GET /debug/pprof/`: what can be taken, a form for each, and what it costs the service.
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use hyper::header::{self, HeaderValue};
+use hyper::StatusCode;
 
-use super::{process_name, Shared};
+use super::{process_name, with_body, Response, Shared};
 
-pub async fn redirect() -> Redirect {
-    Redirect::permanent("/debug/pprof/")
+/// `/debug/pprof` to `/debug/pprof/`, so that the page's relative form actions resolve.
+pub(super) fn redirect() -> Response {
+    let mut response = Response::default();
+    *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    response
+        .headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_static("/debug/pprof/"));
+    response
 }
 
-pub async fn page(State(shared): State<Shared>) -> Response {
+pub(super) fn page(shared: &Shared) -> Response {
     let max = shared.config.max_seconds;
     let cpu_state = match crate::cpu::busy_for() {
         Some(left) => format!("running, about {} s left", left.as_secs()),
@@ -18,6 +23,8 @@ pub async fn page(State(shared): State<Shared>) -> Response {
     };
     let heap_state = super::heap::status();
     let spans_state = super::spans::status();
+    let limits_state = shared.windows.status();
+    let memory_state = crate::memory::status();
     let name = process_name();
     let pid = std::process::id();
     let html = format!(
@@ -33,6 +40,8 @@ code {{ background: #f4f4f4; padding: 0 .2em; }}
 <p>CPU profiler: <strong id="cpu-state">{cpu_state}</strong>.</p>
 <p>Heap profiler: <strong id="heap-state">{heap_state}</strong>.</p>
 <p>Span recording: <strong id="spans-state">{spans_state}</strong>.</p>
+<p>Limits: <strong id="limits-state">{limits_state}</strong>.</p>
+<p>Memory returned: <strong id="memory-state">{memory_state}</strong>.</p>
 <table>
 <tr><th>profile</th><th>what it shows</th><th>what it costs the service</th><th>take one</th></tr>
 <tr><td><code>profile</code></td>
@@ -80,5 +89,5 @@ code {{ background: #f4f4f4; padding: 0 .2em; }}
 </body></html>
 "#
     );
-    ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+    with_body(StatusCode::OK, "text/html; charset=utf-8", html)
 }

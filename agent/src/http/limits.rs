@@ -244,6 +244,29 @@ impl OpenWindows {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The windows open against their limits, for the index page.
+    pub(crate) fn status(&self) -> String {
+        let open = self.lock();
+        let count = |kind: Kind| open.iter().filter(|(_, k, _)| *k == kind).count();
+        let mib = |bytes: usize| bytes as f64 / (1 << 20) as f64;
+        format!(
+            "{} of {} windows open (spans {}/{}, diagnose {}/{}, heap {}/{}, CPU {}/{}); span \
+             recordings hold {:.1} of {} MiB",
+            open.len(),
+            self.limits.windows,
+            count(Kind::Spans),
+            self.limits.span_windows,
+            count(Kind::Diagnose),
+            self.limits.diagnose_windows,
+            count(Kind::Heap),
+            self.limits.heap_windows,
+            count(Kind::Cpu),
+            self.limits.cpu_windows,
+            mib(budget::charged()),
+            self.limits.span_memory_mib,
+        )
+    }
+
     /// Takes a place for a window of `kind` lasting `length`, or says which limit is reached.
     pub(crate) fn claim(self: &Arc<Self>, kind: Kind, length: Duration) -> Result<Claim, ApiError> {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

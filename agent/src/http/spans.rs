@@ -3,13 +3,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{RawQuery, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use hyper::StatusCode;
 
 use super::error::ApiError;
 use super::limits::Kind;
-use super::{encode, process_name, Params, Shared};
+use super::{encode, process_name, with_body, Params, Response, Shared};
 use crate::build::{self, Priority};
 use crate::spans::budget::Held;
 use crate::spans::{self, report, Recording, Window};
@@ -33,14 +31,11 @@ async fn record(
     Ok((recording, held, seconds))
 }
 
-pub async fn spans(
-    State(shared): State<Shared>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref(), &["seconds", "format", "sample_index"])?;
+pub(super) async fn spans(shared: &Shared, query: Option<&str>) -> Result<Response, ApiError> {
+    let params = Params::parse(query, &["seconds", "format", "sample_index"])?;
     let format = params.format()?;
     let index = params.sample_index(SAMPLE_TYPES, 0)?;
-    let (recording, held, seconds) = record(&shared, &params, Kind::Spans).await?;
+    let (recording, held, seconds) = record(shared, &params, Kind::Spans).await?;
     let started = SystemTime::now()
         .checked_sub(recording.duration)
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -62,16 +57,13 @@ pub async fn spans(
         encode(&profile, format, index, title, "spans")
     })
     .await??;
-    Ok(encoded.into_response())
+    Ok(encoded.response())
 }
 
-pub async fn diagnose(
-    State(shared): State<Shared>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref(), &["seconds", "format"])?;
+pub(super) async fn diagnose(shared: &Shared, query: Option<&str>) -> Result<Response, ApiError> {
+    let params = Params::parse(query, &["seconds", "format"])?;
     let format = params.choice("format", &["text", "json", "html"], "text")?;
-    let (recording, held, _) = record(&shared, &params, Kind::Diagnose).await?;
+    let (recording, held, _) = record(shared, &params, Kind::Diagnose).await?;
     let config = shared.config.diagnose.clone();
     let (body, content_type) = build::run(Priority::Normal, move || {
         let report = spans::diagnose(&recording, &config);
@@ -83,14 +75,7 @@ pub async fn diagnose(
         }
     })
     .await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(with_body(StatusCode::OK, content_type, body))
 }
 
 /// For the index page.
