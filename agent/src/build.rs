@@ -11,7 +11,9 @@
 //! - Every build runs on one thread, `pyrometer-build`, one at a time, at a lower scheduling
 //!   priority (nice 10 on Linux) than the service's threads: however many requests arrive, the
 //!   agent's builds take at most one core, and yield it when the service needs it.
-//! - Starting a CPU window is not a build and never waits for one: the handler starts it at once.
+//! - Starting a CPU window is not a build and never waits for one: the handler starts it at once,
+//!   and no new build begins while it starts ([`pause`]), since today's engine resolves a
+//!   backtrace as it starts, under the same lock of the `backtrace` crate that symbolizing takes.
 //! - Finishing a CPU window goes ahead of every other queued build ([`Priority::Urgent`]), so its
 //!   window ends close to when it was asked to.
 //! - A build whose requesters have all gone away is skipped.
@@ -60,10 +62,15 @@ type Job = Box<dyn FnOnce() + Send>;
 struct Queues {
     urgent: VecDeque<Job>,
     normal: VecDeque<Job>,
+    /// Pauses in force (see [`pause`]): no build begins while there is one.
+    paused: usize,
 }
 
 impl Queues {
     fn pop(&mut self) -> Option<Job> {
+        if self.paused > 0 {
+            return None;
+        }
         self.urgent.pop_front().or_else(|| self.normal.pop_front())
     }
 }
@@ -111,7 +118,7 @@ fn work(builder: &Builder) {
         job();
         let idle = {
             let queues = lock();
-            queues.urgent.is_empty() && queues.normal.is_empty()
+            queues.urgent.is_empty() && queues.normal.is_empty() && queues.paused == 0
         };
         if idle {
             crate::memory::release();
@@ -127,6 +134,33 @@ fn lower_priority() {
     unsafe {
         let tid = libc::gettid();
         libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
+}
+
+/// While the returned guard lives, no build begins (one already running goes on).
+pub(crate) fn pause() -> Result<Paused, BuildError> {
+    let builder = builder()?;
+    builder
+        .queues
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .paused += 1;
+    Ok(Paused { builder })
+}
+
+pub(crate) struct Paused {
+    builder: &'static Builder,
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        let mut queues = self
+            .builder
+            .queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        queues.paused -= 1;
+        self.builder.ready.notify_one();
     }
 }
 

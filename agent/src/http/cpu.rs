@@ -19,8 +19,10 @@ pub(super) async fn profile(shared: &Shared, query: Option<&str>) -> Result<Resp
     let window = Duration::from_secs(seconds);
     let _claim = shared.windows.claim(Kind::Cpu, window)?;
 
-    // Never queued behind builds (see crate::build). Starting loads the unwinder's tables (pprof resolves a first backtrace), which can take a
-    // while: off the agent's only runtime thread, so other requests are still answered.
+    // Never queued behind builds, and no build begins meanwhile (see crate::build). Starting
+    // loads the unwinder's tables (pprof resolves a first backtrace), which can take a while: off
+    // the agent's only runtime thread, so other requests are still answered.
+    let paused = build::pause()?;
     let session = tokio::task::spawn_blocking(move || cpu::start(frequency, window))
         .await
         .map_err(|e| ApiError::internal(format!("starting the CPU profiler failed: {e}")))?
@@ -37,6 +39,7 @@ pub(super) async fn profile(shared: &Shared, query: Option<&str>) -> Result<Resp
             }
             other => ApiError::internal(other.to_string()),
         })?;
+    drop(paused);
     // If the client goes away, hyper drops this future and the session with it, which stops
     // sampling and frees the profiler at once.
     tokio::time::sleep(window).await;

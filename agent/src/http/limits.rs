@@ -324,3 +324,54 @@ impl OpenWindows {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_overrides_code_and_bad_values_are_named() {
+        let env = |name: &str| (name == "PYROMETER_MAX_WINDOWS").then(|| " 80 ".to_string());
+        let limits = Limits::default().max_span_windows(7).with_env(env).unwrap();
+        assert_eq!((limits.windows, limits.span_windows), (80, 7));
+
+        let err = Limits::default()
+            .with_env(|name| (name == "PYROMETER_SPAN_MEMORY_MIB").then(|| "lots".into()))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"PYROMETER_SPAN_MEMORY_MIB: "lots" is not a whole number of MiB of span windows' recordings"#
+        );
+        let err = Limits::default()
+            .max_heap_windows(0)
+            .with_env(|_| None)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "max_heap_windows: must be at least 1 (the number of heap and allocs windows; set \
+             with .max_heap_windows(..) or PYROMETER_MAX_HEAP_WINDOWS)"
+        );
+    }
+
+    #[test]
+    fn a_place_is_freed_when_its_claim_is_dropped() {
+        let windows = OpenWindows::new(Limits::default().max_cpu_windows(1));
+        let claim = windows.claim(Kind::Cpu, Duration::from_secs(30)).unwrap();
+        let err = windows
+            .claim(Kind::Cpu, Duration::from_secs(30))
+            .unwrap_err();
+        assert_eq!(err.status.as_u16(), 503);
+        assert!(
+            err.message.starts_with(
+                "1 CPU windows are open, the most allowed; retry in about 30 s, or raise the \
+                 limit with Agent::builder().limits(Limits::default().max_cpu_windows(N)) or \
+                 PYROMETER_MAX_CPU_WINDOWS=N"
+            ),
+            "{}",
+            err.message
+        );
+        assert!(windows.claim(Kind::Heap, Duration::from_secs(1)).is_ok());
+        drop(claim);
+        assert!(windows.claim(Kind::Cpu, Duration::from_secs(30)).is_ok());
+    }
+}
