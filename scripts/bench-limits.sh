@@ -10,8 +10,9 @@
 # and the load's throughput before and during the windows.
 # memory: resident memory of the minimal example (--no-load) at start, after 50 one-second CPU
 # profiles, and after 50 heap profiles, with what malloc_trim cost (from the index page).
-# storm: ROUNDS (default 5) rounds of 8 s of load alone and 8 s with 100 clients fetching /heap
-# back to back, alternating which goes first; each round's ratio and the median.
+# storm: ROUNDS (default 5) rounds of 8 s of load alone and 8 s with 100 concurrent /heap
+# requests at all times (one curl, 100 transfers, repeated), alternating which goes first; each
+# round's ratio and the median.
 #
 # Everything runs on loopback (ports 182xx and 162xx).
 set -euo pipefail
@@ -100,10 +101,11 @@ storm)
   run() { # $1: none or storm
     local storm=()
     if [ "$1" = storm ]; then
-      for _ in $(seq 1 100); do
-        (while true; do curl -fs -o /dev/null "$agent/debug/pprof/heap" || sleep 0.1; done) &
-        storm+=("$!")
-      done
+      # One curl with 100 transfers at once: 100 processes would take the cores themselves.
+      local urls=()
+      for _ in $(seq 1 100); do urls+=(-o /dev/null "$agent/debug/pprof/heap"); done
+      (while true; do curl -s --no-progress-meter -Z --parallel-max 100 "${urls[@]}" || sleep 0.1; done) &
+      storm+=("$!")
       sleep 1
     fi
     load_rps $shop_addr 8
