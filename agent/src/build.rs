@@ -8,9 +8,10 @@
 //! 15 s: it profiled a different second from the one asked for, and two cores went to the agent
 //! while the service's throughput fell by a third. The rules now:
 //!
-//! - Every build runs on one thread, `pyrometer-build`, one at a time, at a lower scheduling
-//!   priority (nice 10 on Linux) than the service's threads: however many requests arrive, the
-//!   agent's builds take at most one core, and yield it when the service needs it.
+//! - Every build runs on one thread, `pyrometer-build`, one at a time: however many requests
+//!   arrive, the agent's builds take at most one core. The thread keeps the service's scheduling
+//!   priority: at nice 10 it was starved on a busy machine (a build that needs a second of CPU
+//!   took minutes), and a busy service is when profiles are wanted.
 //! - Starting a CPU window is not a build and never waits for one: the handler starts it at once,
 //!   and no new build begins while it starts ([`pause`]), since today's engine resolves a
 //!   backtrace as it starts, under the same lock of the `backtrace` crate that symbolizing takes.
@@ -98,7 +99,6 @@ fn builder() -> Result<&'static Builder, BuildError> {
 }
 
 fn work(builder: &Builder) {
-    lower_priority();
     let lock = || builder.queues.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         let mut queues = lock();
@@ -123,17 +123,6 @@ fn work(builder: &Builder) {
         if idle {
             crate::memory::release();
         }
-    }
-}
-
-/// Nice 10 for this thread only: the service's threads win when both want a core.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: gettid has no preconditions; setpriority on our own thread id only changes its nice
-    // value, and failing (for example under a seccomp profile) leaves it as it was.
-    unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
     }
 }
 
