@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
-use crate::http::{self, HttpConfig, Shared};
+use crate::http::{self, HttpConfig, Limits, Shared};
 use crate::server;
 use crate::spans::DiagnoseConfig;
 
@@ -39,6 +39,7 @@ pub struct AgentBuilder {
     token: Option<String>,
     max_seconds: Option<u64>,
     diagnose: DiagnoseConfig,
+    limits: Limits,
 }
 
 /// Why the agent did not start.
@@ -101,6 +102,13 @@ impl AgentBuilder {
     /// Thresholds of the problems `/debug/pprof/diagnose` reports.
     pub fn diagnose(mut self, config: DiagnoseConfig) -> Self {
         self.diagnose = config;
+        self
+    }
+
+    /// How many windows may be open at once, and the span windows' memory budget (see
+    /// [`Limits`]; the `PYROMETER_MAX_*` variables override it).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -230,12 +238,17 @@ impl AgentBuilder {
                 message: "must be at least 1".into(),
             });
         }
+        let limits = self.limits.with_env(env).map_err(|e| StartError::Config {
+            setting: e.setting,
+            message: e.message,
+        })?;
         Ok((
             addr,
             HttpConfig {
                 token,
                 max_seconds,
                 diagnose: self.diagnose,
+                limits,
             },
         ))
     }

@@ -30,7 +30,11 @@ mod symbolize;
 #[cfg(feature = "http")]
 mod agent;
 #[cfg(feature = "http")]
+mod build;
+#[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "http")]
+mod memory;
 #[cfg(feature = "http")]
 mod server;
 
@@ -38,3 +42,5 @@ mod server;
 pub use agent::{Agent, AgentBuilder, AgentHandle, StartError};
 #[cfg(feature = "heap")]
 pub use heap::SamplingAllocator;
+#[cfg(feature = "http")]
+pub use http::Limits;

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use super::error::ApiError;
-use super::{process_name, respond, Params, Response, Shared};
+use super::limits::Kind;
+use super::{encode, process_name, Params, Response, Shared};
+use crate::build::{self, Priority};
 use crate::cpu::{self, CpuError, MAX_FREQUENCY};
 
 const PARAMS: &[&str] = &["seconds", "frequency", "format", "threads"];
@@ -15,9 +17,12 @@ pub(super) async fn profile(shared: &Shared, query: Option<&str>) -> Result<Resp
     let format = params.format()?;
     let per_thread = params.flag("threads")?;
     let window = Duration::from_secs(seconds);
+    let _claim = shared.windows.claim(Kind::Cpu, window)?;
 
-    // Starting loads the unwinder's tables (pprof resolves a first backtrace), which can take a
-    // while: off the agent's only runtime thread, so other requests are still answered.
+    // Never queued behind builds, and no build begins meanwhile (see crate::build). Starting
+    // loads the unwinder's tables (pprof resolves a first backtrace), which can take a while: off
+    // the agent's only runtime thread, so other requests are still answered.
+    let paused = build::pause()?;
     let session = tokio::task::spawn_blocking(move || cpu::start(frequency, window))
         .await
         .map_err(|e| ApiError::internal(format!("starting the CPU profiler failed: {e}")))?
@@ -34,19 +39,22 @@ pub(super) async fn profile(shared: &Shared, query: Option<&str>) -> Result<Resp
             }
             other => ApiError::internal(other.to_string()),
         })?;
+    drop(paused);
     // If the client goes away, hyper drops this future and the session with it, which stops
     // sampling and frees the profiler at once.
     tokio::time::sleep(window).await;
-    let profile = tokio::task::spawn_blocking(move || session.finish(per_thread))
-        .await
-        .map_err(|e| ApiError::internal(format!("building the profile failed: {e}")))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-
-    let samples = profile.total(0);
-    let title = format!(
-        "CPU profile of {} (pid {}): {seconds} s at {frequency} Hz, {samples} samples",
-        process_name(),
-        std::process::id(),
-    );
-    respond(&profile, format, 1, title, "cpu")
+    let encoded = build::run(Priority::Urgent, move || {
+        let profile = session
+            .finish(per_thread)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let samples = profile.total(0);
+        let title = format!(
+            "CPU profile of {} (pid {}): {seconds} s at {frequency} Hz, {samples} samples",
+            process_name(),
+            std::process::id(),
+        );
+        encode(&profile, format, 1, title, "cpu")
+    })
+    .await??;
+    Ok(encoded.response())
 }

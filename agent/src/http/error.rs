@@ -34,6 +34,14 @@ impl ApiError {
         }
     }
 
+    /// 503 with `Retry-After`, for a limit that is reached until some window ends.
+    pub fn unavailable(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after_secs.max(1)),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+        }
+    }
+
     /// 503 for a profile kind this process was built or started without.
     pub fn not_enabled(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)

@@ -8,6 +8,12 @@
 //! the live heap grew or shrank. Several heap windows may run at once: each is just two copies of
 //! the sampler's running sums.
 
+#[cfg(feature = "heap")]
+use {
+    super::{encode, process_name, Encoded, Format, Params},
+    crate::build::{self, Coalesced, Priority},
+};
+
 use super::error::ApiError;
 use super::{Response, Shared};
 
@@ -22,7 +28,7 @@ pub(super) async fn allocs(shared: &Shared, query: Option<&str>) -> Result<Respo
     serve(shared, query, Kind::Allocs).await
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Heap,
     Allocs,
@@ -40,7 +46,7 @@ async fn serve(_: &Shared, _: Option<&str>, _: Kind) -> Result<Response, ApiErro
 async fn serve(shared: &Shared, query: Option<&str>, kind: Kind) -> Result<Response, ApiError> {
     use std::time::Duration;
 
-    use super::{process_name, respond, Format, Params};
+    use super::limits::Kind as Limited;
     use crate::heap::{self, Snapshot, SAMPLE_TYPES};
 
     let params = Params::parse(query, PARAMS)?;
@@ -57,7 +63,6 @@ async fn serve(shared: &Shared, query: Option<&str>, kind: Kind) -> Result<Respo
     let kinds = SAMPLE_TYPES.map(|(kind, _)| kind);
     let default_index = kinds.iter().position(|k| *k == default_type).unwrap_or(0);
     let index = params.sample_index(&kinds, default_index)?;
-    let shown = SAMPLE_TYPES[index].0;
 
     match heap::sample_rate() {
         None => {
@@ -76,19 +81,51 @@ async fn serve(shared: &Shared, query: Option<&str>, kind: Kind) -> Result<Respo
         Some(_) => {}
     }
 
-    let snapshot = match seconds {
-        None => Snapshot::take(),
+    let encoded = match seconds {
+        // Requests for the present share a build while it is queued (see crate::build).
+        None => {
+            let key = (kind, index, format);
+            LIVE_BUILDS
+                .run(key, Priority::Normal, move || {
+                    build_profile(Snapshot::take(), kind, index, format)
+                })
+                .await??
+        }
         Some(seconds) => {
+            let length = Duration::from_secs(seconds);
+            let _claim = shared.windows.claim(Limited::Heap, length)?;
             let before = Snapshot::take();
             // A client that disconnects drops this future: nothing is left running.
-            tokio::time::sleep(Duration::from_secs(seconds)).await;
-            Snapshot::take().since(&before)
+            tokio::time::sleep(length).await;
+            let snapshot = Snapshot::take().since(&before);
+            drop(before);
+            build::run(Priority::Normal, move || {
+                build_profile(snapshot, kind, index, format)
+            })
+            .await??
         }
     };
+    Ok(encoded.response())
+}
+
+/// Builds of the present heap, shared by the requests that ask for the same one while it is queued.
+#[cfg(feature = "heap")]
+static LIVE_BUILDS: Coalesced<(Kind, usize, Format), Result<Encoded, ApiError>> = Coalesced::new();
+
+/// The profile of `snapshot`, showing sample type `index` first, in `format`; on the build thread.
+#[cfg(feature = "heap")]
+fn build_profile(
+    snapshot: crate::heap::Snapshot,
+    kind: Kind,
+    index: usize,
+    format: Format,
+) -> Result<Encoded, ApiError> {
+    use crate::heap::SAMPLE_TYPES;
+
+    let shown = SAMPLE_TYPES[index].0;
     let (rate, window) = (snapshot.rate(), snapshot.window());
-    let mut profile = tokio::task::spawn_blocking(move || snapshot.profile(shown))
-        .await
-        .map_err(|e| ApiError::internal(format!("building the heap profile failed: {e}")))?;
+    let mut profile = snapshot.profile(shown);
+    drop(snapshot);
 
     let what = match (kind, window) {
         (Kind::Heap, None) => "Heap profile".to_string(),
@@ -108,7 +145,7 @@ async fn serve(shared: &Shared, query: Option<&str>, kind: Kind) -> Result<Respo
         _ => format!(", {total} objects in total"),
     });
     if format != Format::Pprof
-        && seconds.is_some()
+        && window.is_some()
         && profile.samples.iter().any(|s| s.values[index] < 0)
     {
         // A flame graph has no negative widths: it shows what grew; pprof output keeps both.
@@ -121,7 +158,7 @@ async fn serve(shared: &Shared, query: Option<&str>, kind: Kind) -> Result<Respo
         Kind::Heap => "heap",
         Kind::Allocs => "allocs",
     };
-    respond(&profile, format, index, title, stem)
+    encode(&profile, format, index, title, stem)
 }
 
 /// The heap profiler's state for the index page: how it samples, the estimated live heap, and

@@ -23,6 +23,8 @@ pub(super) fn page(shared: &Shared) -> Response {
     };
     let heap_state = super::heap::status();
     let spans_state = super::spans::status();
+    let limits_state = shared.windows.status();
+    let memory_state = crate::memory::status();
     let name = process_name();
     let pid = std::process::id();
     let html = format!(
@@ -38,6 +40,8 @@ code {{ background: #f4f4f4; padding: 0 .2em; }}
 <p>CPU profiler: <strong id="cpu-state">{cpu_state}</strong>.</p>
 <p>Heap profiler: <strong id="heap-state">{heap_state}</strong>.</p>
 <p>Span recording: <strong id="spans-state">{spans_state}</strong>.</p>
+<p>Limits: <strong id="limits-state">{limits_state}</strong>.</p>
+<p>Memory returned: <strong id="memory-state">{memory_state}</strong>.</p>
 <table>
 <tr><th>profile</th><th>what it shows</th><th>what it costs the service</th><th>take one</th></tr>
 <tr><td><code>profile</code></td>

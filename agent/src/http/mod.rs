@@ -11,6 +11,7 @@ mod cpu;
 mod error;
 mod heap;
 mod index;
+mod limits;
 #[cfg(feature = "axum")]
 mod merge;
 mod params;
@@ -23,10 +24,11 @@ use std::sync::Arc;
 use crate::spans::DiagnoseConfig;
 
 pub use error::ApiError;
+pub use limits::{LimitError, Limits};
 #[cfg(feature = "axum")]
 pub use merge::router;
 pub use params::{Format, Params};
-pub(crate) use response::{respond, with_body};
+pub(crate) use response::{encode, with_body, Encoded};
 pub use response::{Body, Response};
 pub(crate) use routes::handle;
 
@@ -42,6 +44,8 @@ pub struct HttpConfig {
     pub max_seconds: u64,
     /// Thresholds of `/debug/pprof/diagnose`.
     pub diagnose: DiagnoseConfig,
+    /// How many windows may be open, and the span windows' memory budget.
+    pub limits: Limits,
 }
 
 impl Default for HttpConfig {
@@ -50,6 +54,7 @@ impl Default for HttpConfig {
             token: None,
             max_seconds: DEFAULT_MAX_SECONDS,
             diagnose: DiagnoseConfig::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -57,13 +62,22 @@ impl Default for HttpConfig {
 #[derive(Clone)]
 pub(crate) struct Shared {
     config: Arc<HttpConfig>,
+    windows: Arc<limits::OpenWindows>,
 }
 
 impl Shared {
     pub(crate) fn new(config: HttpConfig) -> Shared {
+        crate::spans::budget::set_budget(config.limits.span_memory_bytes());
         Shared {
+            windows: limits::OpenWindows::new(config.limits),
             config: Arc::new(config),
         }
+    }
+}
+
+impl From<crate::build::BuildError> for ApiError {
+    fn from(e: crate::build::BuildError) -> Self {
+        ApiError::internal(e.to_string())
     }
 }
 

@@ -31,14 +31,35 @@ pub(crate) fn with_body(
     response
 }
 
+/// A profile encoded for its response: built on the build thread (see `crate::build`), and cheap
+/// to clone for requests that share one build.
+#[derive(Debug, Clone)]
+pub(crate) struct Encoded {
+    body: Bytes,
+    content_type: &'static str,
+    disposition: String,
+}
+
+impl Encoded {
+    pub(crate) fn response(&self) -> Response {
+        let mut response = with_body(StatusCode::OK, self.content_type, self.body.clone());
+        if let Ok(value) = HeaderValue::from_str(&self.disposition) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, value);
+        }
+        response
+    }
+}
+
 /// A profile in the asked-for format. `stem` names the downloaded file (`cpu` gives `cpu.pb.gz`).
-pub(crate) fn respond(
+pub(crate) fn encode(
     profile: &Profile,
     format: Format,
     sample_index: usize,
     title: String,
     stem: &str,
-) -> Result<Response, ApiError> {
+) -> Result<Encoded, ApiError> {
     let (body, content_type, filename) = match format {
         Format::Pprof => (
             pprof::encode(profile),
@@ -62,11 +83,9 @@ pub(crate) fn respond(
         Format::Svg => format!("inline; filename=\"{filename}\""),
         _ => format!("attachment; filename=\"{filename}\""),
     };
-    let mut response = with_body(StatusCode::OK, content_type, body);
-    if let Ok(value) = HeaderValue::from_str(&disposition) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_DISPOSITION, value);
-    }
-    Ok(response)
+    Ok(Encoded {
+        body: body.into(),
+        content_type,
+        disposition,
+    })
 }

@@ -14,8 +14,9 @@
 //!   handed to each open window through a lock-free queue, and the list of windows is read
 //!   through an `ArcSwap`.
 //! - Nothing here may panic or block: a missing span or extension is skipped.
-//! - Memory is bounded: at most [`MAX_CHILDREN`] children are kept per span and [`MAX_TRACES`]
-//!   trees per window; what is left out is counted and reported.
+//! - Memory is bounded: at most [`MAX_CHILDREN`] children are kept per span, [`MAX_TRACES`]
+//!   trees per window, and all windows together within the budget of [`super::budget`]; what is
+//!   left out is counted and reported.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -33,8 +34,8 @@ use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use super::normalize;
 use super::trace::{Kind, Node, Trace};
+use super::{budget, normalize};
 
 /// Children kept per span; a request that runs more statements than this is cut short.
 pub const MAX_CHILDREN: usize = 4096;
@@ -296,10 +297,11 @@ impl Recorded {
 fn emit(trace: Trace) {
     let sinks = sinks().load();
     if let Some((last, rest)) = sinks.split_last() {
+        let bytes = budget::trace_bytes(&trace);
         for sink in rest {
-            sink.push(trace.clone());
+            sink.push(trace.clone(), bytes);
         }
-        last.push(trace);
+        last.push(trace, bytes);
     }
 }
 
@@ -427,19 +429,29 @@ where
 }
 
 /// Where one window collects finished trees.
+#[derive(Default)]
 struct Sink {
     traces: SegQueue<Trace>,
     kept: AtomicUsize,
     dropped: AtomicUsize,
+    /// Bytes charged against the budget for the trees in `traces`.
+    charged: AtomicUsize,
 }
 
 impl Sink {
-    fn push(&self, trace: Trace) {
-        if self.kept.fetch_add(1, Ordering::Relaxed) < MAX_TRACES {
+    fn push(&self, trace: Trace, bytes: usize) {
+        if self.kept.fetch_add(1, Ordering::Relaxed) < MAX_TRACES && budget::try_charge(bytes) {
+            self.charged.fetch_add(bytes, Ordering::Relaxed);
             self.traces.push(trace);
         } else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        budget::release(*self.charged.get_mut());
     }
 }
 
@@ -473,7 +485,7 @@ pub struct Recording {
     /// When the window opened.
     pub opened: Instant,
     pub duration: Duration,
-    /// Trees left out because the window was full.
+    /// Trees left out because the window, or the budget of all windows, was full.
     pub dropped_traces: usize,
     /// Spans and statements left out of trees that had [`MAX_CHILDREN`] already.
     pub dropped_children: usize,
@@ -484,11 +496,7 @@ impl Window {
         if !is_installed() {
             return Err(NotInstalled);
         }
-        let sink = Arc::new(Sink {
-            traces: SegQueue::new(),
-            kept: AtomicUsize::new(0),
-            dropped: AtomicUsize::new(0),
-        });
+        let sink = Arc::new(Sink::default());
         sinks().rcu(|current| {
             let mut next = Vec::clone(current);
             next.push(sink.clone());

@@ -23,6 +23,7 @@
 //! Spans of tasks spawned without `.instrument(..)` have no parent; they are kept as trees of
 //! their own, outside any request, and never counted against a route.
 
+pub mod budget;
 pub mod diagnose;
 mod layer;
 pub mod normalize;
