@@ -357,6 +357,7 @@ pub fn diff_graph(
         profile: graph.filter.apply(new.profile.clone()),
         format: new.format,
         name: new.name.clone(),
+        notes: Vec::new(),
     };
     let t = value_type(&new.profile, new_index);
     let title = format!("{} ({}): {} vs {}", t.kind, t.unit, new.name, base.name);

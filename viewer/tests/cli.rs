@@ -13,12 +13,12 @@ fn path(name: &str) -> String {
     testdata(name).display().to_string()
 }
 
-/// Runs `top` on `bytes` saved as a file named `name`, expecting an error at `position`.
+/// Runs `top --strict` on `bytes` saved as a file named `name`, expecting an error at `position`.
 fn assert_rejected(name: &str, bytes: &[u8], position: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join(name);
     std::fs::write(&file, bytes).unwrap();
-    let out = pyrometer(&["top", file.to_str().unwrap()], b"");
+    let out = pyrometer(&["top", "--strict", file.to_str().unwrap()], b"");
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{name}: {err}");
     assert!(!err.contains("panicked"), "{name}: {err}");
@@ -109,6 +109,52 @@ fn invalid_lines_among_valid_ones_name_the_first() {
         b"a;b 1\na;c 2\na;b;c 3\nbroken line\n",
         "line 4",
     );
+}
+
+#[test]
+fn invalid_lines_are_skipped_with_a_warning_unless_strict() {
+    // bad-lines.txt has 7 stacks and 2 invalid lines (3 and 6): inferno draws the stacks and
+    // says "Ignored 2 lines with invalid format".
+    let file = path("folded/bad-lines.txt");
+    let out = pyrometer(&["convert", &file, "--to", "folded"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning") && err.contains("ignored 2 line(s)") && err.contains("line 3"),
+        "{err}"
+    );
+    let total: i64 = folded::parse(&out.stdout).unwrap().total(0);
+    assert_eq!(total, 31 + 6 + 1 + 19 + 2 + 274 + 274);
+    for command in ["flamegraph", "top", "convert"] {
+        let out = pyrometer(&[command, "--strict", &file, "-o", "-"], b"");
+        assert_eq!(out.status.code(), Some(2), "{command}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn comment_lines_are_skipped_silently() {
+    let austin = b"# austin: 3.3.0\n# interval: 100\n# mode: wall\n\nP1;T1;app.py:main:3 40\n";
+    let out = pyrometer(&["top", "--strict", "-"], austin);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("total 40") && table.contains("app.py:main:3"),
+        "{table}"
+    );
+}
+
+#[test]
+fn fractional_counts_are_rounded_by_their_running_sum_with_a_warning() {
+    // Rounded line by line this would be 3; the exact sum is 3.9.
+    let out = pyrometer(&["top", "-"], b"a;b 1.3\na;c 1.3\na;d 1.3\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("fractions (the first on line 1)") && err.contains("3.9, becomes 4"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("total 4\n"));
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod common;
 use common::{go_top, testdata, GoTop};
 use pyrometer::profile::{pprof, SampleIndex};
 use pyrometer_viewer::describe::sample_index;
-use pyrometer_viewer::input::{load, Format, Loaded};
+use pyrometer_viewer::input::{load, Format, Loaded, ReadOptions};
 use pyrometer_viewer::table::FunctionTable;
 
 /// Our table for one sample type agrees with go's: the total, and self/total of go's top rows.
@@ -44,7 +44,7 @@ fn assert_same_top_frame(loaded: &Loaded, which: &SampleIndex, go: &GoTop) {
 #[test]
 fn go_cpu_profile_matches_go_tool_pprof() {
     let path = testdata("pprof/go.cpu.pb.gz");
-    let loaded = load(&path).unwrap();
+    let loaded = load(&path, &ReadOptions::default()).unwrap();
     assert_eq!(loaded.format, Format::Pprof);
     let go = go_top(&path, &["-unit=ns"]);
     assert_eq!(
@@ -61,7 +61,7 @@ fn go_cpu_profile_matches_go_tool_pprof() {
 #[test]
 fn go_heap_profile_matches_go_tool_pprof_for_each_sample_type() {
     let path = testdata("pprof/go.heap.pb.gz");
-    let loaded = load(&path).unwrap();
+    let loaded = load(&path, &ReadOptions::default()).unwrap();
     assert_eq!(loaded.profile.sample_types.len(), 4);
     // Default: the last sample type, inuse_space, as go picks it.
     assert_matches_go(&loaded, &SampleIndex::Default, &go_top(&path, &["-unit=B"]));
@@ -106,7 +106,7 @@ fn folded_inputs_match_go_tool_pprof_on_the_same_stacks() {
         "folded/after.txt",
     ] {
         let path = testdata(name);
-        let loaded = load(&path).unwrap();
+        let loaded = load(&path, &ReadOptions::default()).unwrap();
         assert_eq!(loaded.format, Format::Folded, "{name}");
         // The total, summed by hand from the text.
         let text = std::fs::read_to_string(&path).unwrap();
@@ -128,7 +128,7 @@ fn dhat_files_match_what_dhat_printed() {
         ("dhat/dhat-base.json", 259_696, 4_512),
         ("dhat/dhat-new.json", 370_096, 7_212),
     ] {
-        let loaded = load(&testdata(name)).unwrap();
+        let loaded = load(&testdata(name), &ReadOptions::default()).unwrap();
         assert_eq!(loaded.format, Format::Dhat);
         let p = &loaded.profile;
         assert_eq!(p.default_sample_type.as_deref(), Some("alloc_space"));

@@ -89,70 +89,269 @@ pub fn stacks(profile: &Profile, index: usize) -> BTreeMap<String, i64> {
     stacks
 }
 
-/// Reads folded stacks. Blank lines are skipped; any other line that is not `stack COUNT` (or
-/// `stack COUNT COUNT` in differential input) is an error naming its line.
+/// How lines that are not stacks are treated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Strictness {
+    /// Skipped and counted, as inferno and flamegraph.pl do: a profiler's stray line (a
+    /// truncated last line, a message mixed into its output) should not cost the whole graph.
+    #[default]
+    Lenient,
+    /// The first such line is an error.
+    Strict,
+}
+
+/// What reading left out or changed, for the warnings a reader shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadNotes {
+    /// Lines that were not stacks (lenient reading only), and the first of them.
+    pub invalid_lines: usize,
+    pub first_invalid: Option<ParseError>,
+    /// Comment lines (`# ...`, as austin writes) skipped.
+    pub comment_lines: usize,
+    /// Set when counts had fractions.
+    pub fractions: Option<Fractions>,
+}
+
+/// Fractional counts and what they were rounded to. Counts are whole numbers in the model, so
+/// each line gets the rounded running sum less what earlier lines got: the total is the exact
+/// sum rounded (inferno truncates every line instead, which loses up to a count per line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fractions {
+    /// The line of the first fractional count.
+    pub first_line: usize,
+    /// Per column, the exact sum of the counts and the sum as rounded.
+    pub exact_totals: Vec<f64>,
+    pub rounded_totals: Vec<i64>,
+}
+
+impl ReadNotes {
+    /// One sentence per note, for warnings.
+    pub fn messages(&self) -> Vec<String> {
+        let mut messages = Vec::new();
+        if let Some(first) = &self.first_invalid {
+            messages.push(format!(
+                "ignored {} line(s) that are not `frame;frame COUNT`, the first at {first} \
+                 (--strict makes this an error)",
+                self.invalid_lines
+            ));
+        }
+        if let Some(f) = &self.fractions {
+            let exact: Vec<String> = f.exact_totals.iter().map(|t| decimal(*t)).collect();
+            let rounded: Vec<String> = f.rounded_totals.iter().map(i64::to_string).collect();
+            messages.push(format!(
+                "counts have fractions (the first on line {}); they are rounded to whole counts \
+                 so that the total, {}, becomes {}",
+                f.first_line,
+                exact.join(" / "),
+                rounded.join(" / ")
+            ));
+        }
+        messages
+    }
+}
+
+/// Reads folded stacks strictly: blank lines and `# ` comments are skipped, any other line that
+/// is not `stack COUNT` (or `stack COUNT COUNT`) is an error naming its line.
 pub fn parse(input: &[u8]) -> Result<Profile, ParseError> {
-    let mut columns: Option<usize> = None;
-    let mut builder = ProfileBuilder::new(Vec::new());
-    // Large inputs repeat each name millions of times: intern by the borrowed name first, and
-    // build the model's function and location only once per name.
-    let mut location_of: HashMap<&str, usize, BuildHasherDefault<NameHasher>> = HashMap::default();
-    for (i, raw) in input.split(|&b| b == b'\n').enumerate() {
-        let line_no = i + 1;
-        let err = |message: String| ParseError {
-            line: line_no,
-            message,
+    read(input, Strictness::Strict).map(|(profile, _)| profile)
+}
+
+/// Reads folded stacks from memory (see [`Reader`]).
+pub fn read(input: &[u8], strictness: Strictness) -> Result<(Profile, ReadNotes), ParseError> {
+    let mut reader = Reader::new(strictness);
+    for line in input.split(|&b| b == b'\n') {
+        reader.line(line)?;
+    }
+    Ok(reader.finish())
+}
+
+/// Reads folded stacks a line at a time, so that a file of any size is read without holding it.
+///
+/// Stacks that repeat (concatenated files, a collapser run over several recordings) become one
+/// sample: a line is hashed whole, and only a stack not seen before is split into frames.
+pub struct Reader {
+    strictness: Strictness,
+    builder: ProfileBuilder,
+    /// Frame names to their location, so each name is built into the model once.
+    location_of: HashMap<Box<str>, usize, BuildHasherDefault<NameHasher>>,
+    /// A hash of each distinct stack's text to its sample.
+    sample_of: HashMap<u64, usize, BuildHasherDefault<NameHasher>>,
+    columns: Option<usize>,
+    line_no: usize,
+    /// What fractional counts have been rounded by so far, per column.
+    carry: [f64; 2],
+    exact: [f64; 2],
+    notes: ReadNotes,
+}
+
+impl Reader {
+    pub fn new(strictness: Strictness) -> Self {
+        Reader {
+            strictness,
+            builder: ProfileBuilder::new(Vec::new()),
+            location_of: HashMap::default(),
+            sample_of: HashMap::default(),
+            columns: None,
+            line_no: 0,
+            carry: [0.0; 2],
+            exact: [0.0; 2],
+            notes: ReadNotes::default(),
+        }
+    }
+
+    /// Reads the next line (without its `\n`). Errs only when strict.
+    pub fn line(&mut self, raw: &[u8]) -> Result<(), ParseError> {
+        self.line_no += 1;
+        match self.stack_line(raw) {
+            Ok(()) => Ok(()),
+            Err(message) => {
+                let error = ParseError {
+                    line: self.line_no,
+                    message,
+                };
+                if self.strictness == Strictness::Strict {
+                    return Err(error);
+                }
+                self.notes.invalid_lines += 1;
+                self.notes.first_invalid.get_or_insert(error);
+                Ok(())
+            }
+        }
+    }
+
+    /// The profile, and what was left out or changed on the way.
+    pub fn finish(mut self) -> (Profile, ReadNotes) {
+        let columns = self.columns.unwrap_or(1);
+        if let Some(f) = &mut self.notes.fractions {
+            f.exact_totals = self.exact[..columns].to_vec();
+            let profile = self.builder.profile_mut();
+            f.rounded_totals = (0..columns).map(|c| profile.total(c)).collect();
+        }
+        self.builder.profile_mut().sample_types = if columns == 2 {
+            vec![
+                ValueType::new("before", "count"),
+                ValueType::new("after", "count"),
+            ]
+        } else {
+            vec![ValueType::new("samples", "count")]
         };
+        (self.builder.build(), self.notes)
+    }
+
+    /// Whether any line so far was more than white space.
+    pub fn saw_content(&self) -> bool {
+        self.columns.is_some() || self.notes.invalid_lines > 0 || self.notes.comment_lines > 0
+    }
+
+    fn stack_line(&mut self, raw: &[u8]) -> Result<(), String> {
         let text = std::str::from_utf8(raw).map_err(|e| {
-            err(format!(
+            format!(
                 "not valid UTF-8 at byte {} of the line",
                 e.valid_up_to() + 1
-            ))
+            )
         })?;
-        let text = text.trim_end_matches('\r').trim();
+        let text = text.trim();
         if text.is_empty() {
-            continue;
+            return Ok(());
         }
-        let (stack, counts) = split_counts(text).map_err(err)?;
-        match columns {
-            None => columns = Some(counts.len()),
-            Some(n) if n != counts.len() => {
-                return Err(err(format!(
-                    "has {} count(s) but earlier lines have {n}",
-                    counts.len()
-                )))
+        // inferno's rule: `# ` opens a comment, while `#frame 1` is a stack.
+        if text.starts_with("# ") {
+            self.notes.comment_lines += 1;
+            return Ok(());
+        }
+        let (stack, tokens, columns) = split_counts(text)?;
+        match self.columns {
+            None => self.columns = Some(columns),
+            Some(n) if n != columns => {
+                return Err(format!("has {columns} count(s) but earlier lines have {n}"))
             }
             Some(_) => {}
         }
+        // Both counts are checked before either is added to the sums.
+        let mut parsed = [Count::Whole(0); 2];
+        for (count, token) in parsed.iter_mut().zip(&tokens[..columns]) {
+            *count = parse_count(token)?;
+        }
+        let mut counts = [0i64; 2];
+        for (column, count) in parsed[..columns].iter().enumerate() {
+            counts[column] = self.take_count(column, *count);
+        }
+        let counts = &counts[..columns];
+        let mut hasher = NameHasher::default();
+        hasher.write(stack.as_bytes());
+        let hash = hasher.finish();
+        if let Some(&sample) = self.sample_of.get(&hash) {
+            if self.is_stack_of(sample, stack) {
+                let values = &mut self.builder.profile_mut().samples[sample].values;
+                for (sum, count) in values.iter_mut().zip(counts) {
+                    *sum = sum.saturating_add(*count);
+                }
+                return Ok(());
+            }
+        }
         // Collapsers do write empty frames (`a;;b`, a trailing `; `: inferno's own test data has
         // them); like inferno, they are skipped rather than refused.
-        let mut locations: Vec<usize> = stack
+        let mut locations: Vec<usize> = Vec::new();
+        for name in stack.split(';').map(str::trim).filter(|f| !f.is_empty()) {
+            let location = match self.location_of.get(name) {
+                Some(&location) => location,
+                None => {
+                    let location = self.builder.named_location(name, "", 0);
+                    self.location_of.insert(name.into(), location);
+                    location
+                }
+            };
+            locations.push(location);
+        }
+        if locations.is_empty() {
+            return Err("has a count but only empty frame names before it".into());
+        }
+        locations.reverse();
+        let sample = self.builder.profile_mut().samples.len();
+        self.builder.sample(locations, counts.to_vec());
+        self.sample_of.entry(hash).or_insert(sample);
+        Ok(())
+    }
+
+    /// Whether `sample`'s frames are the names of `stack` (hashes can collide).
+    fn is_stack_of(&mut self, sample: usize, stack: &str) -> bool {
+        let profile = self.builder.profile_mut();
+        let mut names = profile.samples[sample].locations.iter().rev().map(|&l| {
+            profile.functions[profile.locations[l].lines[0].function]
+                .name
+                .as_str()
+        });
+        stack
             .split(';')
             .map(str::trim)
             .filter(|f| !f.is_empty())
-            .map(|name| {
-                *location_of
-                    .entry(name)
-                    .or_insert_with(|| builder.named_location(name, "", 0))
-            })
-            .collect();
-        if locations.is_empty() {
-            return Err(err(
-                "has a count but only empty frame names before it".into()
-            ));
-        }
-        locations.reverse();
-        builder.sample(locations, counts);
+            .all(|frame| names.next() == Some(frame))
+            && names.next().is_none()
     }
 
-    builder.profile_mut().sample_types = match columns {
-        Some(2) => vec![
-            ValueType::new("before", "count"),
-            ValueType::new("after", "count"),
-        ],
-        _ => vec![ValueType::new("samples", "count")],
-    };
-    Ok(builder.build())
+    /// Adds a line's count to the sums of `column`, returning it as a whole number: a fraction
+    /// is rounded by the running sum.
+    fn take_count(&mut self, column: usize, count: Count) -> i64 {
+        match count {
+            Count::Whole(count) => {
+                self.exact[column] += count as f64;
+                count
+            }
+            Count::Fraction(value) => {
+                self.exact[column] += value;
+                self.notes.fractions.get_or_insert(Fractions {
+                    first_line: self.line_no,
+                    exact_totals: Vec::new(),
+                    rounded_totals: Vec::new(),
+                });
+                // Half rounds up; the carry stays within [-0.5, 0.5), so no count is negative.
+                let wanted = self.carry[column] + value;
+                let count = (wanted + 0.5).floor();
+                self.carry[column] = wanted - count;
+                count as i64
+            }
+        }
+    }
 }
 
 /// A fast hash for frame names, which are hashed once per frame of every input line; SipHash's
@@ -179,21 +378,23 @@ impl Hasher for NameHasher {
     }
 }
 
-/// Splits `stack COUNT [COUNT]` into the stack and its counts.
-fn split_counts(text: &str) -> Result<(&str, Vec<i64>), String> {
-    let mut counts = Vec::new();
+/// Splits `stack COUNT [COUNT]` into the stack and its one or two count tokens, in order.
+fn split_counts(text: &str) -> Result<(&str, [&str; 2], usize), String> {
+    let mut tokens = [""; 2];
+    let mut found = 0;
     let mut rest = text;
-    while counts.len() < 2 {
+    while found < 2 {
         let Some((head, last)) = rest.rsplit_once([' ', '\t']) else {
             break;
         };
-        if !last.bytes().all(|b| b.is_ascii_digit() || b == b'.') || last.is_empty() {
+        if last.is_empty() || !last.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
             break;
         }
-        counts.push(parse_count(last)?);
+        tokens[found] = last;
+        found += 1;
         rest = head.trim_end();
     }
-    if counts.is_empty() {
+    if found == 0 {
         return Err(format!(
             "expected `frame;frame;... COUNT`, but the line does not end in a count: {:?}",
             truncate(text)
@@ -202,27 +403,39 @@ fn split_counts(text: &str) -> Result<(&str, Vec<i64>), String> {
     if rest.is_empty() {
         return Err("has a count but no stack before it".into());
     }
-    counts.reverse();
-    Ok((rest, counts))
+    tokens[..found].reverse();
+    Ok((rest, tokens, found))
 }
 
-fn parse_count(token: &str) -> Result<i64, String> {
-    // inferno accepts fractional counts from some collapsers; they are rounded.
-    if token.contains('.') {
-        let value: f64 = token
-            .parse()
-            .map_err(|_| format!("count {token:?} is not a number"))?;
-        if !(0.0..=i64::MAX as f64).contains(&value) {
-            return Err(format!("count {token} does not fit in 64 bits"));
-        }
-        return Ok(value.round() as i64);
+/// A count as written: whole, or with a fraction.
+#[derive(Debug, Clone, Copy)]
+enum Count {
+    Whole(i64),
+    Fraction(f64),
+}
+
+fn parse_count(token: &str) -> Result<Count, String> {
+    if !token.contains('.') {
+        return token.parse::<i64>().map(Count::Whole).map_err(|_| {
+            format!(
+                "count {token} does not fit in 64 bits (at most {})",
+                i64::MAX
+            )
+        });
     }
-    token.parse::<i64>().map_err(|_| {
-        format!(
-            "count {token} does not fit in 64 bits (at most {})",
-            i64::MAX
-        )
-    })
+    let value: f64 = token
+        .parse()
+        .map_err(|_| format!("count {token:?} is not a number"))?;
+    if !(0.0..=(i64::MAX / 2) as f64).contains(&value) {
+        return Err(format!("count {token} does not fit in 64 bits"));
+    }
+    Ok(Count::Fraction(value))
+}
+
+/// A sum of fractional counts, to three decimals without trailing zeros.
+fn decimal(value: f64) -> String {
+    let text = format!("{value:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn truncate(text: &str) -> String {
@@ -267,6 +480,40 @@ mod tests {
 
         let err = parse(b"a 1\nb 1 2\n").unwrap_err();
         assert!(err.message.contains("earlier lines have 1"), "{err}");
+    }
+
+    #[test]
+    fn lenient_reading_skips_and_counts_what_is_not_a_stack() {
+        let input = b"# austin: 3.3.0\na;b 2\nnot a stack\n#\na 1\n";
+        let (p, notes) = read(input, Strictness::Lenient).unwrap();
+        assert_eq!(p.total(0), 3);
+        assert_eq!((notes.comment_lines, notes.invalid_lines), (1, 2));
+        assert_eq!(notes.first_invalid.as_ref().unwrap().line, 3);
+        assert!(notes.messages()[0].contains("ignored 2 line(s)"));
+        assert_eq!(read(input, Strictness::Strict).unwrap_err().line, 3);
+    }
+
+    #[test]
+    fn repeated_stacks_are_one_sample() {
+        let (p, _) = read(b"a;b 2\na;c 1\na;b 3\na; b 4\n", Strictness::Strict).unwrap();
+        assert_eq!(
+            p.samples.len(),
+            3,
+            "`a; b` is the same stack written differently"
+        );
+        assert_eq!(write(&p, 0), "a;b 9\na;c 1\n");
+    }
+
+    #[test]
+    fn fractions_round_by_the_running_sum() {
+        let (p, notes) = read(b"a 0.4\nb 0.4\nc 0.4\nd 2\n", Strictness::Strict).unwrap();
+        assert_eq!(p.total(0), 3, "0.4 * 3 + 2 = 3.2");
+        let fractions = notes.fractions.unwrap();
+        assert_eq!(fractions.first_line, 1);
+        assert_eq!(fractions.rounded_totals, [3]);
+        assert!((fractions.exact_totals[0] - 3.2).abs() < 1e-9);
+        let (_, notes) = read(b"a 2\n", Strictness::Strict).unwrap();
+        assert!(notes.fractions.is_none() && notes.messages().is_empty());
     }
 
     #[test]
