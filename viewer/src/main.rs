@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use pyrometer::profile::flamegraph::DEFAULT_MIN_WIDTH;
 use pyrometer::profile::SampleIndex;
 use pyrometer_viewer::convert::{convert, ConvertTo};
 use pyrometer_viewer::diff::{diff_graph, DiffOptions, DiffReport, ReportFormat};
@@ -69,7 +70,7 @@ enum Command {
         #[arg(long)]
         icicle: bool,
         /// Leave out frames narrower than this percentage of the width
-        #[arg(long, value_name = "PCT", default_value_t = 0.1)]
+        #[arg(long, value_name = "PCT", default_value_t = DEFAULT_MIN_WIDTH)]
         min_width: f64,
         /// Crates to colour as the service's own code (default: the crate of `main`)
         #[arg(long = "app", value_name = "CRATE")]

@@ -498,3 +498,82 @@ fn help_has_examples_and_exit_statuses() {
     let out = pyrometer(&["top"], b"");
     assert_eq!(out.status.code(), Some(2), "a usage error exits 2");
 }
+
+/// The `<title>` of the frame drawn for `name`: `name (N unit, P%...)`.
+fn frame_title<'a>(svg: &'a str, name: &str) -> &'a str {
+    let at = svg
+        .find(&format!("<title>{name} ("))
+        .unwrap_or_else(|| panic!("no frame {name}"));
+    &svg[at + 7..at + svg[at..].find("</title>").unwrap()]
+}
+
+#[test]
+fn delta_profile_is_drawn_as_growth_and_shrinkage() {
+    let file = path("pprof/go.allocs-delta.pb.gz");
+    let go = go_top(
+        &testdata("pprof/go.allocs-delta.pb.gz"),
+        &["-unit=B", "-sample_index=inuse_space"],
+    );
+    let args = ["--sample-index", "inuse_space", "-o", "-"];
+    let out = pyrometer(&[&["flamegraph", &file][..], &args].concat(), b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let svg = String::from_utf8(out.stdout).unwrap();
+    // The root is go's total (magnitudes summed), and the subtitle says how it is drawn.
+    let root = frame_title(&svg, "all").replace(',', "");
+    assert!(
+        root.starts_with(&format!("all ({} bytes", go.total)),
+        "{root}"
+    );
+    assert!(svg.contains("grew, blue: shrank") && svg.contains(" shrank)"));
+    // main.fillCache freed more than it allocated: drawn, and marked as a shrinkage.
+    assert!(
+        frame_title(&svg, "main.fillCache").contains("; -"),
+        "{svg:.0}"
+    );
+
+    // Folded output is the two-column form: SHRANK GREW, whose difference is the change.
+    let out = pyrometer(
+        &[
+            "convert",
+            &file,
+            "--to",
+            "folded",
+            "--sample-index",
+            "inuse_space",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let two = folded::parse(&out.stdout).unwrap();
+    assert_eq!(two.sample_types.len(), 2);
+    assert_eq!(two.total(0) + two.total(1), go.total);
+    let table = go.rows["main.fillCache"];
+    let fill: i64 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("main.fillCache"))
+        .map(|l| {
+            let v: Vec<i64> = l
+                .rsplitn(3, ' ')
+                .take(2)
+                .map(|n| n.parse().unwrap())
+                .collect();
+            v[0] - v[1]
+        })
+        .sum();
+    assert_eq!(fill, table.cum);
+}
+
+#[test]
+fn stackless_samples_are_drawn_under_a_frame_of_their_own() {
+    let file = path("pprof/go.goroutine-stackless.pb.gz");
+    let out = pyrometer(&["flamegraph", &file, "-o", "-"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let svg = String::from_utf8(out.stdout).unwrap();
+    let go = go_top(&testdata("pprof/go.goroutine-stackless.pb.gz"), &[]);
+    assert_eq!(go.total, 10);
+    assert!(frame_title(&svg, "all").starts_with("all (10 samples"));
+    assert!(frame_title(&svg, "[no stack]").starts_with("[no stack] (5 samples"));
+    let out = pyrometer(&["convert", &file, "--to", "folded"], b"");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().any(|l| l == "[no stack] 5"), "{text}");
+}

@@ -9,6 +9,7 @@ use pyrometer::profile::{pprof, SampleIndex};
 use pyrometer_viewer::describe::sample_index;
 use pyrometer_viewer::input::{load, Format, Loaded, ReadOptions};
 use pyrometer_viewer::table::FunctionTable;
+use pyrometer_viewer::top::{top_rows, Rank, TopOptions};
 
 /// Our table for one sample type agrees with go's: the total, and self/total of go's top rows.
 fn assert_matches_go(loaded: &Loaded, which: &SampleIndex, go: &GoTop) {
@@ -143,4 +144,54 @@ fn dhat_files_match_what_dhat_printed() {
         let render = p.functions.iter().find(|f| f.name == "render").unwrap();
         assert_eq!(render.filename, "src/bin/dhatgen.rs");
     }
+}
+
+/// `top`'s first ten rows are go tool pprof's, in go's order, and so is its total.
+fn assert_top_is_gos(path: &std::path::Path, which: &str, go_args: &[&str]) {
+    let loaded = load(path, &ReadOptions::default()).unwrap();
+    for (rank, extra) in [(Rank::SelfValue, None), (Rank::TotalValue, Some("-cum"))] {
+        let mut args = go_args.to_vec();
+        args.push(which);
+        args.extend(extra);
+        let go = go_top(path, &args);
+        let options = TopOptions {
+            sample_index: SampleIndex::Named(which.split_once('=').unwrap().1.into()),
+            rank,
+            count: 10,
+            ..TopOptions::default()
+        };
+        let ours = top_rows(&loaded, &options).unwrap();
+        assert_eq!(ours.total, go.total, "{}", path.display());
+        let theirs: Vec<(&str, i64, i64)> = go
+            .names
+            .iter()
+            .take(10)
+            .map(|n| (n.as_str(), go.rows[n].flat, go.rows[n].cum))
+            .collect();
+        let ours: Vec<(&str, i64, i64)> = ours
+            .rows
+            .iter()
+            .map(|r| (r.name.as_str(), r.self_value, r.total_value))
+            .collect();
+        assert_eq!(ours, theirs, "{} {extra:?}", path.display());
+    }
+}
+
+#[test]
+fn delta_profile_with_negative_values_tops_as_go_tool_pprof() {
+    let path = testdata("pprof/go.allocs-delta.pb.gz");
+    // inuse shrank where the program freed its cache in the window; alloc_space only grew.
+    assert_top_is_gos(&path, "-sample_index=inuse_space", &["-unit=B"]);
+    assert_top_is_gos(&path, "-sample_index=inuse_objects", &[]);
+    assert_top_is_gos(&path, "-sample_index=alloc_space", &["-unit=B"]);
+    let loaded = load(&path, &ReadOptions::default()).unwrap();
+    let index = sample_index(&loaded, &SampleIndex::Named("inuse_space".into())).unwrap();
+    let table = FunctionTable::new(&loaded.profile, index);
+    assert!(table.net < 0 && table.total > -table.net, "{table:?}");
+}
+
+#[test]
+fn stackless_samples_count_in_top_as_in_go_tool_pprof() {
+    let path = testdata("pprof/go.goroutine-stackless.pb.gz");
+    assert_top_is_gos(&path, "-sample_index=goroutine", &[]);
 }

@@ -39,11 +39,19 @@ impl FlamegraphOptions {
             subtitle: None,
             sample_index,
             inverted: false,
-            min_width: 0.1,
+            min_width: DEFAULT_MIN_WIDTH,
             app_crates: Vec::new(),
         }
     }
 }
+
+/// inferno's default `--minwidth`, in percent of the width: frames narrower than this are left out.
+pub const DEFAULT_MIN_WIDTH: f64 = 0.01;
+
+/// The legend of a graph of a profile with negative values (see [`render`]), which [`render`]
+/// adds to the subtitle itself.
+pub const SIGNED_LEGEND: &str =
+    "widths: growth + shrinkage (go tool pprof's total); red: grew, blue: shrank";
 
 /// The legend of the origin colours, for subtitles.
 pub const ORIGIN_LEGEND: &str = "orange: own code, green: dependencies, blue: std/core/alloc/tokio";
@@ -52,7 +60,15 @@ pub const ORIGIN_LEGEND: &str = "orange: own code, green: dependencies, blue: st
 ///
 /// A profile with nothing to draw still yields a valid SVG that says so, because an on-call
 /// engineer who asked for a graph of an idle process should see why it is empty, not an error.
+///
+/// A profile with negative values (a delta between two windows, where memory was freed) is drawn
+/// as a differential graph, since neither part alone is the profile: widths are what grew plus
+/// what shrank, so the root is go tool pprof's total, and a frame is red where its own value grew
+/// and blue where it shrank. Its subtitle ends with [`SIGNED_LEGEND`].
 pub fn render(profile: &Profile, options: &FlamegraphOptions) -> io::Result<Vec<u8>> {
+    if folded::has_negative(profile, options.sample_index) {
+        return render_signed(profile, options);
+    }
     let (lines, scale) = pruned_stacks(profile, options.sample_index, options.min_width);
     let mut palette = origin_palette(profile, &options.app_crates);
     let mut options = options.clone();
@@ -69,6 +85,36 @@ pub fn render(profile: &Profile, options: &FlamegraphOptions) -> io::Result<Vec<
         lines.iter().map(String::as_str),
         true,
         Some(&mut palette),
+    )
+}
+
+fn render_signed(profile: &Profile, options: &FlamegraphOptions) -> io::Result<Vec<u8>> {
+    let changes = folded::changes(profile, options.sample_index);
+    let sum: f64 = changes
+        .values()
+        .map(|c| c.grew as f64 + 2.0 * c.shrank as f64)
+        .sum();
+    let fit = fit_for_inferno(sum);
+    let scaled = |v: i64| (v as f64 * fit).round() as i64;
+    // inferno's two columns are BEFORE AFTER, AFTER the width and AFTER − BEFORE the change.
+    let lines: Vec<String> = changes
+        .into_iter()
+        .map(|(stack, c)| {
+            let (grew, shrank) = (scaled(c.grew), scaled(c.shrank));
+            format!("{stack} {} {}", 2 * shrank, grew + shrank)
+        })
+        .collect();
+    let mut options = options.clone();
+    options.subtitle = Some(match options.subtitle.take() {
+        Some(s) => format!("{s} · {SIGNED_LEGEND}"),
+        None => SIGNED_LEGEND.to_string(),
+    });
+    draw(
+        profile,
+        &options,
+        lines.iter().map(String::as_str),
+        false,
+        None,
     )
 }
 
@@ -136,6 +182,8 @@ fn pruned_stacks(profile: &Profile, index: usize, min_width: f64) -> (Vec<String
                 })
         })
         .collect();
+    let no_stack = names.len() as u32;
+    names.push(folded::NO_STACK.to_string());
     let location_names: Vec<Vec<u32>> = profile
         .locations
         .iter()
@@ -168,12 +216,15 @@ fn pruned_stacks(profile: &Profile, index: usize, min_width: f64) -> (Vec<String
                 value
             };
             (value > 0).then(|| {
-                let ids = sample
+                let mut ids: Vec<u32> = sample
                     .locations
                     .iter()
                     .rev()
                     .flat_map(|&loc| location_names[loc].iter().copied())
                     .collect();
+                if ids.is_empty() {
+                    ids.push(no_stack);
+                }
                 (ids, value)
             })
         })

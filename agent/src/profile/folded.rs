@@ -28,11 +28,27 @@ pub(crate) fn sanitize(name: &str) -> String {
     name.replace(';', ":").replace(['\n', '\r'], " ")
 }
 
+/// The frame that samples without a stack are drawn and written under, so that the root of a
+/// graph is the profile's total (go tool pprof counts them in its total too).
+pub const NO_STACK: &str = "[no stack]";
+
 /// Writes one line per distinct stack, root first, sorted, counting sample value `index`.
 /// Stacks whose value is zero are left out.
+///
+/// A profile with negative values (a delta between two windows) is written in the two-column
+/// differential form instead, `stack SHRANK GREW`: the first column sums the stack's negative
+/// values (as positive counts), the second its positive ones, so GREW − SHRANK is its change and
+/// inferno draws the growth coloured by the change.
 pub fn write(profile: &Profile, index: usize) -> String {
+    let mut out = String::new();
+    if has_negative(profile, index) {
+        for (stack, change) in changes(profile, index) {
+            out.push_str(&format!("{stack} {} {}\n", change.shrank, change.grew));
+        }
+        return out;
+    }
     let stacks = stacks(profile, index);
-    let mut out = String::with_capacity(stacks.keys().map(|k| k.len() + 12).sum());
+    out.reserve(stacks.keys().map(|k| k.len() + 12).sum());
     for (stack, count) in stacks {
         out.push_str(&stack);
         out.push(' ');
@@ -42,16 +58,61 @@ pub fn write(profile: &Profile, index: usize) -> String {
     out
 }
 
+/// Whether any sample has a negative value `index`.
+pub fn has_negative(profile: &Profile, index: usize) -> bool {
+    profile
+        .samples
+        .iter()
+        .any(|s| s.values.get(index).is_some_and(|v| *v < 0))
+}
+
 /// The distinct stacks (frames joined by `;`, root first) with their summed value `index`,
 /// sorted as inferno sorts its input. Stacks whose sum is zero are left out.
 pub fn stacks(profile: &Profile, index: usize) -> BTreeMap<String, i64> {
+    let mut stacks: BTreeMap<String, i64> = BTreeMap::new();
+    for_each_stack(profile, index, |stack, value| match stacks.get_mut(stack) {
+        Some(sum) => *sum = sum.saturating_add(value),
+        None => {
+            stacks.insert(stack.to_string(), value);
+        }
+    });
+    stacks.retain(|_, v| *v != 0);
+    stacks
+}
+
+/// How much of a stack's value grew and shrank, both as magnitudes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Change {
+    pub grew: i64,
+    pub shrank: i64,
+}
+
+/// The distinct stacks with the sums of their positive and of their negative values `index`,
+/// sorted. Summing magnitudes is what go tool pprof does for its total of a delta profile.
+pub fn changes(profile: &Profile, index: usize) -> BTreeMap<String, Change> {
+    let mut changes: BTreeMap<String, Change> = BTreeMap::new();
+    for_each_stack(profile, index, |stack, value| {
+        if !changes.contains_key(stack) {
+            changes.insert(stack.to_string(), Change::default());
+        }
+        let change = changes.get_mut(stack).expect("inserted above");
+        if value > 0 {
+            change.grew = change.grew.saturating_add(value);
+        } else {
+            change.shrank = change.shrank.saturating_add(value.saturating_neg());
+        }
+    });
+    changes
+}
+
+/// Calls `f` with each sample's stack (root first, `;`-joined) and non-zero value `index`.
+fn for_each_stack(profile: &Profile, index: usize, mut f: impl FnMut(&str, i64)) {
     // Each function's name is sanitized once, not once per appearance in a stack.
     let names: Vec<String> = profile
         .functions
         .iter()
         .map(|f| sanitize(&f.name))
         .collect();
-    let mut stacks: BTreeMap<String, i64> = BTreeMap::new();
     let mut frames: Vec<&str> = Vec::new();
     let mut stack = String::new();
     for sample in &profile.samples {
@@ -71,6 +132,9 @@ pub fn stacks(profile: &Profile, index: usize) -> BTreeMap<String, i64> {
                 );
             }
         }
+        if frames.is_empty() {
+            frames.push(NO_STACK);
+        }
         stack.clear();
         for (i, name) in frames.iter().rev().enumerate() {
             if i > 0 {
@@ -78,15 +142,8 @@ pub fn stacks(profile: &Profile, index: usize) -> BTreeMap<String, i64> {
             }
             stack.push_str(name);
         }
-        match stacks.get_mut(stack.as_str()) {
-            Some(sum) => *sum = sum.saturating_add(value),
-            None => {
-                stacks.insert(stack.clone(), value);
-            }
-        }
+        f(&stack, value);
     }
-    stacks.retain(|_, v| *v != 0);
-    stacks
 }
 
 /// How lines that are not stacks are treated.
