@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use pyrometer::profile::flamegraph::{
-    render, render_diff, FlamegraphOptions, DEFAULT_MIN_WIDTH, ORIGIN_LEGEND,
+    render, render_diff, Colors, FlamegraphOptions, DEFAULT_MIN_WIDTH,
 };
 use pyrometer::profile::folded::has_negative;
 use pyrometer::profile::SampleIndex;
@@ -27,6 +27,8 @@ pub struct GraphOptions {
     pub filter: FrameFilter,
     /// The service's own crates, coloured as app code; empty infers them from `main`.
     pub app_crates: Vec<String>,
+    /// Origin colours for Rust and Go, an inferno palette for other languages.
+    pub colors: Colors,
 }
 
 impl Default for GraphOptions {
@@ -38,6 +40,7 @@ impl Default for GraphOptions {
             min_width: DEFAULT_MIN_WIDTH,
             filter: FrameFilter::default(),
             app_crates: Vec::new(),
+            colors: Colors::Auto,
         }
     }
 }
@@ -61,6 +64,7 @@ impl GraphOptions {
         options.inverted = self.icicle;
         options.min_width = self.min_width;
         options.app_crates = self.app_crates.clone();
+        options.colors = self.colors;
         options
     }
 }
@@ -100,7 +104,7 @@ pub fn flamegraph(loaded: &Loaded, options: &GraphOptions) -> Result<Vec<u8>, Er
     let legend = if has_negative(&filtered.profile, index) {
         ""
     } else {
-        ORIGIN_LEGEND
+        options.colors.resolve(&filtered.profile).legend()
     };
     let fg = options.flamegraph_options(&filtered, index, title(&filtered, index), legend);
     render(&filtered.profile, &fg).map_err(failed)

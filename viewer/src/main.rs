@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use pyrometer::profile::flamegraph::DEFAULT_MIN_WIDTH;
+use pyrometer::profile::flamegraph::{Colors, DEFAULT_MIN_WIDTH};
 use pyrometer::profile::SampleIndex;
 use pyrometer_viewer::convert::{convert, ConvertTo};
 use pyrometer_viewer::diff::{diff_graph, DiffOptions, DiffReport, ReportFormat};
@@ -75,6 +75,11 @@ enum Command {
         /// Crates to colour as the service's own code (default: the crate of `main`)
         #[arg(long = "app", value_name = "CRATE")]
         app_crates: Vec<String>,
+        /// Colours: `origin` (own code, dependencies, runtime; for Rust and Go), one of inferno's
+        /// palettes (java, js, perl, python, hot...), or `auto`: origin where the names are Rust
+        /// or Go, else the palette of the language they look like
+        #[arg(long, value_name = "SCHEME", default_value = "auto")]
+        colors: Colors,
         #[command(flatten)]
         selection: Selection,
         #[command(flatten)]
@@ -267,6 +272,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             icicle,
             min_width,
             app_crates,
+            colors,
             selection,
             reading,
         } => {
@@ -277,6 +283,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 min_width,
                 filter: selection.filter()?,
                 app_crates,
+                colors,
             };
             let loaded = reading.load_merged(&inputs)?;
             let svg = flamegraph(&loaded, &options)?;

@@ -577,3 +577,41 @@ fn stackless_samples_are_drawn_under_a_frame_of_their_own() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.lines().any(|l| l == "[no stack] 5"), "{text}");
 }
+
+/// The fill of the first rectangle drawn for `name`, as (r, g, b).
+fn fill_of(svg: &str, name: &str) -> (u8, u8, u8) {
+    let at = svg.find(&format!("<title>{name} (")).expect(name);
+    let rest = &svg[at..];
+    let fill = rest.find("fill=\"rgb(").unwrap() + 10;
+    let v: Vec<u8> = rest[fill..fill + rest[fill..].find(')').unwrap()]
+        .split(',')
+        .map(|c| c.trim().parse().unwrap())
+        .collect();
+    (v[0], v[1], v[2])
+}
+
+#[test]
+fn other_languages_get_inferno_palettes_and_a_legend_that_says_so() {
+    let java = path("folded/perf-vertx-stacks-01-collapsed-all-unsorted.txt");
+    let out = pyrometer(&["flamegraph", &java, "-o", "-"], b"");
+    let svg = String::from_utf8(out.stdout).unwrap();
+    assert!(svg.contains("java palette: green: Java"), "{svg:.3000}");
+    // inferno's java palette: Java frames (`Interpreter_[j]`, shown without the mark) green,
+    // kernel frames (`sys_write_[k]`) orange.
+    let (r, g, b) = fill_of(&svg, "Interpreter");
+    assert!(g > r && g > b, "Java is green: {r},{g},{b}");
+    let (r, g, b) = fill_of(&svg, "sys_write");
+    assert!(r > g && g > b, "the kernel is orange: {r},{g},{b}");
+
+    // Chosen by hand, and refused when unknown.
+    let out = pyrometer(&["flamegraph", &java, "--colors", "hot", "-o", "-"], b"");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hot palette"));
+    let out = pyrometer(&["flamegraph", &java, "--colors", "plaid", "-o", "-"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown colour scheme \"plaid\""));
+
+    // Rust names keep the origin colours.
+    let rust = path("folded/perf-rust-Yamakaky-dcpu-collapsed-all.txt");
+    let out = pyrometer(&["flamegraph", &rust, "-o", "-"], b"");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("orange: own code"));
+}
