@@ -349,7 +349,7 @@ impl Reader {
         // Frames are split as inferno splits them, so both draw the same frames: an empty frame
         // (`a;;b`, a trailing `; `, which collapsers do write) is a frame with an empty name.
         let mut locations: Vec<usize> = Vec::new();
-        for name in stack.split(';') {
+        for name in frames_of(stack) {
             let location = match self.location_of.get(name) {
                 Some(&location) => location,
                 None => {
@@ -375,7 +375,7 @@ impl Reader {
                 .name
                 .as_str()
         });
-        stack.split(';').all(|frame| names.next() == Some(frame)) && names.next().is_none()
+        frames_of(stack).all(|frame| names.next() == Some(frame)) && names.next().is_none()
     }
 
     /// Adds a line's count to the sums of `column`, returning it as a whole number: a fraction
@@ -427,8 +427,20 @@ impl Hasher for NameHasher {
     }
 }
 
-/// Splits `stack COUNT [COUNT]` into the stack and its one or two count tokens, in order.
+/// The frames of a stack, root first, split as inferno splits them; an empty stack has none (a
+/// sample without a stack, see [`NO_STACK`]).
+fn frames_of(stack: &str) -> impl Iterator<Item = &str> {
+    stack.split(';').filter(move |_| !stack.is_empty())
+}
+
+/// Splits `stack COUNT [COUNT]` into the stack and its one or two count tokens, in order. A line
+/// that is only a count (py-spy writes one for samples it could not read a stack for) has an
+/// empty stack.
 fn split_counts(text: &str) -> Result<(&str, [&str; 2], usize), String> {
+    let is_count = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if is_count(text) {
+        return Ok(("", [text, ""], 1));
+    }
     let mut tokens = [""; 2];
     let mut found = 0;
     let mut rest = text;
@@ -436,7 +448,7 @@ fn split_counts(text: &str) -> Result<(&str, [&str; 2], usize), String> {
         let Some((head, last)) = rest.rsplit_once([' ', '\t']) else {
             break;
         };
-        if last.is_empty() || !last.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        if !is_count(last) {
             break;
         }
         tokens[found] = last;
@@ -539,6 +551,14 @@ mod tests {
         assert_eq!(notes.first_invalid.as_ref().unwrap().line, 3);
         assert!(notes.messages()[0].contains("ignored 2 line(s)"));
         assert_eq!(read(input, Strictness::Strict).unwrap_err().line, 3);
+    }
+
+    #[test]
+    fn a_line_that_is_only_a_count_is_a_sample_without_a_stack() {
+        let (p, notes) = read(b"a;b 2\n 3\n3\n", Strictness::Strict).unwrap();
+        assert!(notes.messages().is_empty());
+        assert_eq!(p.total(0), 8);
+        assert_eq!(write(&p, 0), "[no stack] 6\na;b 2\n");
     }
 
     #[test]
