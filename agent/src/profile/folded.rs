@@ -1,6 +1,11 @@
 //! Collapsed ("folded") stacks: one `root;caller;leaf COUNT` line per distinct stack, the text
 //! format of flamegraph.pl and inferno. Differential input carries two counts per line
 //! (`stack BEFORE AFTER`), which reads as a profile with two sample types.
+//!
+//! Reading follows inferno, so that both draw the same graph from the same file: `# ` lines are
+//! comments, frames are split on `;` as they are, and lines that are not stacks are skipped and
+//! counted (or, strictly, refused). [`Reader`] takes a line at a time, so a file of hundreds of
+//! megabytes is never held whole.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
