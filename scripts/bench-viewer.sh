@@ -1,55 +1,88 @@
 #!/usr/bin/env bash
-# Benchmarks of the `pyrometer` command (figures for the viewer's closing note; not a test).
+# Benchmarks of `pyrometer flamegraph` against inferno's own `inferno-flamegraph` (cargo install
+# inferno --version 0.12.8), on the two shapes folded input comes in (figures for the README; not a
+# test):
 #
-# 1. Rendering ~200,000 distinct folded stacks to SVG: `pyrometer flamegraph` against inferno's
-#    own `inferno-flamegraph` (cargo install inferno) on the same file, runs alternated.
-# 2. Decoding and rendering a pprof profile of 100,000 samples with deep stacks (64-128 frames).
+# - repeated stacks: a real perf file (testdata/folded/perf-pyrometer-rust.txt, 192 lines, 272 KB)
+#   concatenated REPEATS times (default 4 40 400 2200: 1.1 MB to 600 MB), as when a collapser runs
+#   over many recordings;
+# - distinct stacks: DISTINCT stacks made by scripts/bench-viewer-make-stacks.py (default 2000 20000
+#   200000: 1 MB to 100 MB; generating 600 MB takes this script's Python about 8 minutes).
 #
-# Wall time and peak memory come from /usr/bin/time -v; each figure is the median of RUNS runs
-# (default 5). The machine is shared and noisy: compare the ratio, which comes from one run.
+# For each input, the two commands run alternately RUNS times (default 3); each run gives the ratio
+# of CPU time (user + system) and of peak memory (max RSS), from /usr/bin/time. The table shows the
+# median ratios with their range: the machine is shared and noisy, so the ratios, from side-by-side
+# runs, mean more than the times. The pprof part decodes and renders 100,000 samples of 64-128
+# frames (no inferno equivalent).
 #
-#   bash scripts/bench-viewer.sh            # RUNS=7 bash scripts/bench-viewer.sh
+#   bash scripts/bench-viewer.sh      # RUNS=5 REPEATS="4 40" DISTINCT="2000" bash scripts/bench-viewer.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${RUNS:-5}
+RUNS=${RUNS:-3}
+REPEATS=${REPEATS:-4 40 400 2200}
+DISTINCT=${DISTINCT:-2000 20000 200000}
 WORK=${WORK:-$(mktemp -d)}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 command -v inferno-flamegraph >/dev/null || { echo "needs inferno-flamegraph: cargo install inferno" >&2; exit 2; }
 
 cargo build --release -q -p pyrometer-viewer
 PYROMETER="$CARGO_TARGET_DIR/release/pyrometer"
+PERF=testdata/folded/perf-pyrometer-rust.txt
 
-python3 scripts/bench-viewer-make-stacks.py 200000 8 40 > "$WORK/large.folded"
-python3 scripts/bench-viewer-make-stacks.py 100000 64 128 7 > "$WORK/deep.folded"
-"$PYROMETER" convert "$WORK/deep.folded" --to pprof -o "$WORK/deep.pb.gz"
-echo "inputs: $(wc -l < "$WORK/large.folded") stacks ($(du -h "$WORK/large.folded" | cut -f1)); $(wc -l < "$WORK/deep.folded") samples in pprof ($(du -h "$WORK/deep.pb.gz" | cut -f1) gzip)"
-
-# Runs a command under /usr/bin/time -v; prints "SECONDS KIB".
+# Runs a command under /usr/bin/time; prints "CPU_SECONDS MAX_RSS_KIB".
 measure() {
-  /usr/bin/time -v "$@" 2> "$WORK/time.txt" > /dev/null || { cat "$WORK/time.txt" >&2; exit 2; }
-  awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i] }
-              /Maximum resident set size/ { kb = $2 }
-              END { printf "%.3f %d\n", s, kb }' "$WORK/time.txt"
+  /usr/bin/time -f '%U %S %M' -o "$WORK/time.txt" "$@" > /dev/null 2> "$WORK/err.txt" \
+    || { cat "$WORK/err.txt" >&2; exit 2; }
+  awk '{ printf "%.3f %d\n", $1 + $2, $3 }' "$WORK/time.txt"
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+range() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f", lo, hi }'; }
 
-: > "$WORK/ours.txt"; : > "$WORK/inferno.txt"; : > "$WORK/ratio.txt"; : > "$WORK/deep.txt"
-for run in $(seq "$RUNS"); do
-  # Both write the SVG to standard output, which measure() discards.
-  ours=$(measure "$PYROMETER" flamegraph "$WORK/large.folded" -o -)
-  theirs=$(measure inferno-flamegraph "$WORK/large.folded")
-  echo "$ours" >> "$WORK/ours.txt"; echo "$theirs" >> "$WORK/inferno.txt"
-  echo "$ours $theirs" | awk '{ printf "%.3f %.3f\n", $1 / $3, $2 / $4 }' >> "$WORK/ratio.txt"
-  measure "$PYROMETER" flamegraph "$WORK/deep.pb.gz" -o - >> "$WORK/deep.txt"
-  echo "run $run: pyrometer $ours | inferno $theirs | deep pprof $(tail -1 "$WORK/deep.txt")"
+# Compares the two renderers on one file; prints one row of the table.
+compare() {
+  local label=$1 file=$2
+  : > "$WORK/rows.txt"
+  for run in $(seq "$RUNS"); do
+    ours=$(measure "$PYROMETER" flamegraph "$file" -o -)
+    theirs=$(measure inferno-flamegraph "$file")
+    echo "$ours $theirs" >> "$WORK/rows.txt"
+  done
+  local cpu mem cpu_ratio
+  # /usr/bin/time counts CPU in 10 ms steps: a run under that has no ratio.
+  cpu=$(awk '$3 > 0 { print $1 / $3 }' "$WORK/rows.txt")
+  mem=$(awk '{ print $2 / $4 }' "$WORK/rows.txt")
+  if [ -n "$cpu" ]; then
+    cpu_ratio=$(printf '%5.2fx (%s)' "$(echo "$cpu" | median)" "$(echo "$cpu" | range)")
+  else
+    cpu_ratio="n/a (< 10 ms)"
+  fi
+  printf '%-34s %6s  %8.2f s %8.2f s  %-18s  %6d MiB %6d MiB  %5.2fx (%s)\n' \
+    "$label" "$(du -h "$file" | cut -f1)" \
+    "$(awk '{ print $1 }' "$WORK/rows.txt" | median)" "$(awk '{ print $3 }' "$WORK/rows.txt" | median)" \
+    "$cpu_ratio" \
+    "$(( $(awk '{ print $2 }' "$WORK/rows.txt" | median | cut -d. -f1) / 1024 ))" \
+    "$(( $(awk '{ print $4 }' "$WORK/rows.txt" | median | cut -d. -f1) / 1024 ))" \
+    "$(echo "$mem" | median)" "$(echo "$mem" | range)"
+}
+
+echo "pyrometer flamegraph against inferno-flamegraph; medians of $RUNS alternating runs (ratio range in brackets)"
+printf '%-34s %6s  %10s %10s  %-18s  %10s %10s  %s\n' input size "CPU ours" inferno "CPU ratio" "RSS ours" inferno "RSS ratio"
+for n in $REPEATS; do
+  file="$WORK/repeated-$n.folded"
+  [ -s "$file" ] || for _ in $(seq "$n"); do cat "$PERF"; done > "$file"
+  compare "perf file x$n (repeated stacks)" "$file"
+  rm -f "$file"
+done
+for n in $DISTINCT; do
+  file="$WORK/distinct-$n.folded"
+  [ -s "$file" ] || python3 scripts/bench-viewer-make-stacks.py "$n" 8 40 > "$file"
+  compare "$n distinct stacks" "$file"
 done
 
-col() { awk -v c="$2" '{ print $c }' "$1" | median; }
-echo
-echo "200,000 folded stacks -> SVG, median of $RUNS runs:"
-printf '  pyrometer flamegraph   %6.3f s  %7d KiB\n' "$(col "$WORK/ours.txt" 1)" "$(col "$WORK/ours.txt" 2)"
-printf '  inferno-flamegraph     %6.3f s  %7d KiB\n' "$(col "$WORK/inferno.txt" 1)" "$(col "$WORK/inferno.txt" 2)"
-printf '  ratio (same run)       %6.3f x  %7.3f x   (goal: time <= 1.1x)\n' "$(col "$WORK/ratio.txt" 1)" "$(col "$WORK/ratio.txt" 2)"
-echo "pprof, 100,000 samples of 64-128 frames -> SVG, median of $RUNS runs:"
-printf '  pyrometer flamegraph   %6.3f s  %7d KiB\n' "$(col "$WORK/deep.txt" 1)" "$(col "$WORK/deep.txt" 2)"
+python3 scripts/bench-viewer-make-stacks.py 100000 64 128 7 > "$WORK/deep.folded"
+"$PYROMETER" convert "$WORK/deep.folded" --to pprof -o "$WORK/deep.pb.gz"
+: > "$WORK/deep.txt"
+for run in $(seq "$RUNS"); do measure "$PYROMETER" flamegraph "$WORK/deep.pb.gz" -o - >> "$WORK/deep.txt"; done
+printf 'pprof, 100,000 samples of 64-128 frames: %.2f s CPU, %d MiB (medians)\n' \
+  "$(awk '{ print $1 }' "$WORK/deep.txt" | median)" "$(( $(awk '{ print $2 }' "$WORK/deep.txt" | median | cut -d. -f1) / 1024 ))"

@@ -15,7 +15,7 @@ use pyrometer::profile::pprof;
 use pyrometer_viewer::diff::{DiffOptions, DiffReport, ReportFormat};
 use pyrometer_viewer::filter::FrameFilter;
 use pyrometer_viewer::graph::{flamegraph, GraphOptions};
-use pyrometer_viewer::input::{parse, Loaded};
+use pyrometer_viewer::input::{parse, Loaded, ReadOptions};
 use pyrometer_viewer::top::{top, TopOptions};
 
 #[global_allocator]
@@ -29,12 +29,7 @@ const DHAT_BASE: &[u8] = include_bytes!("../../testdata/dhat/dhat-base.json");
 const DHAT_NEW: &[u8] = include_bytes!("../../testdata/dhat/dhat-new.json");
 
 fn load(name: &str, bytes: &[u8]) -> Loaded {
-    let (profile, format) = parse(name, bytes).expect("the test data reads");
-    Loaded {
-        profile,
-        format,
-        name: name.to_string(),
-    }
+    parse(name, bytes, &ReadOptions::default()).expect("the test data reads")
 }
 
 fn main() {

@@ -70,12 +70,13 @@ fn thousands(n: u64) -> String {
     out
 }
 
-/// A percentage of a total, `-` when the total is zero.
+/// A share of a total, unsigned as in go tool pprof (a shrinkage is a share too), `-` when the
+/// total is zero.
 pub fn percent(part: i64, whole: i64) -> String {
     if whole == 0 {
         "-".to_string()
     } else {
-        format!("{:.2}%", part as f64 * 100.0 / whole as f64)
+        format!("{:.2}%", (part as f64 * 100.0 / whole as f64).abs())
     }
 }
 
@@ -89,7 +90,26 @@ pub fn title(loaded: &Loaded, index: usize) -> String {
 pub fn subtitle(loaded: &Loaded, index: usize) -> String {
     let p = &loaded.profile;
     let unit = value_type(p, index).unit;
-    let mut parts = vec![format!("total {}", format_value(p.total(index), &unit))];
+    let (grew, shrank) = p.samples.iter().filter_map(|s| s.values.get(index)).fold(
+        (0i64, 0i64),
+        |(grew, shrank), &v| {
+            if v < 0 {
+                (grew, shrank.saturating_add(v))
+            } else {
+                (grew.saturating_add(v), shrank)
+            }
+        },
+    );
+    // pprof's total sums magnitudes; a delta profile's also says which way it went.
+    let mut total = format!("total {}", format_value(grew.saturating_sub(shrank), &unit));
+    if shrank < 0 {
+        total.push_str(&format!(
+            " (+{} grew, {} shrank)",
+            format_value(grew, &unit),
+            format_value(shrank, &unit)
+        ));
+    }
+    let mut parts = vec![total];
     if p.duration_nanos > 0 {
         parts[0].push_str(&format!(
             " in {}",
@@ -131,5 +151,6 @@ mod tests {
         );
         assert_eq!(percent(1, 3), "33.33%");
         assert_eq!(percent(1, 0), "-");
+        assert_eq!(percent(-1, 4), "25.00%");
     }
 }

@@ -114,8 +114,8 @@ impl DiffReport {
         let (base_index, new_index) = indices(base, new, &options.sample_index)?;
         let before = FunctionTable::new(&base.profile, base_index);
         let after = FunctionTable::new(&new.profile, new_index);
-        let base_scale = if options.normalize && before.total != 0 {
-            after.total as f64 / before.total as f64
+        let base_scale = if options.normalize && before.net != 0 {
+            after.net as f64 / before.net as f64
         } else {
             1.0
         };
@@ -159,8 +159,8 @@ impl DiffReport {
             new: new.name.clone(),
             sample_type: t.kind,
             unit: t.unit,
-            base_total: before.total,
-            new_total: after.total,
+            base_total: before.net,
+            new_total: after.net,
             base_scale,
             functions,
         })
@@ -357,6 +357,7 @@ pub fn diff_graph(
         profile: graph.filter.apply(new.profile.clone()),
         format: new.format,
         name: new.name.clone(),
+        notes: Vec::new(),
     };
     let t = value_type(&new.profile, new_index);
     let title = format!("{} ({}): {} vs {}", t.kind, t.unit, new.name, base.name);

@@ -4,7 +4,10 @@
 
 use std::borrow::Cow;
 
-use pyrometer::profile::flamegraph::{render, render_diff, FlamegraphOptions, ORIGIN_LEGEND};
+use pyrometer::profile::flamegraph::{
+    render, render_diff, Colors, FlamegraphOptions, DEFAULT_MIN_WIDTH,
+};
+use pyrometer::profile::folded::has_negative;
 use pyrometer::profile::SampleIndex;
 
 use crate::describe::{sample_index, subtitle, title};
@@ -24,6 +27,8 @@ pub struct GraphOptions {
     pub filter: FrameFilter,
     /// The service's own crates, coloured as app code; empty infers them from `main`.
     pub app_crates: Vec<String>,
+    /// Origin colours for Rust and Go, an inferno palette for other languages.
+    pub colors: Colors,
 }
 
 impl Default for GraphOptions {
@@ -32,9 +37,10 @@ impl Default for GraphOptions {
             sample_index: SampleIndex::Default,
             title: None,
             icicle: false,
-            min_width: 0.1,
+            min_width: DEFAULT_MIN_WIDTH,
             filter: FrameFilter::default(),
             app_crates: Vec::new(),
+            colors: Colors::Auto,
         }
     }
 }
@@ -49,10 +55,16 @@ impl GraphOptions {
         legend: &str,
     ) -> FlamegraphOptions {
         let mut options = FlamegraphOptions::new(self.title.clone().unwrap_or(title), index);
-        options.subtitle = Some(format!("{} · {legend}", subtitle(loaded, index)));
+        let subtitle = subtitle(loaded, index);
+        options.subtitle = Some(if legend.is_empty() {
+            subtitle
+        } else {
+            format!("{subtitle} · {legend}")
+        });
         options.inverted = self.icicle;
         options.min_width = self.min_width;
         options.app_crates = self.app_crates.clone();
+        options.colors = self.colors;
         options
     }
 }
@@ -87,6 +99,13 @@ pub fn flamegraph(loaded: &Loaded, options: &GraphOptions) -> Result<Vec<u8>, Er
         return render_diff(&filtered.profile, 0, &filtered.profile, &fg, false).map_err(failed);
     }
     let index = sample_index(&filtered, &options.sample_index)?;
-    let fg = options.flamegraph_options(&filtered, index, title(&filtered, index), ORIGIN_LEGEND);
+    // A profile with negative values is drawn as a differential graph, whose legend the
+    // renderer adds.
+    let legend = if has_negative(&filtered.profile, index) {
+        ""
+    } else {
+        options.colors.resolve(&filtered.profile).legend()
+    };
+    let fg = options.flamegraph_options(&filtered, index, title(&filtered, index), legend);
     render(&filtered.profile, &fg).map_err(failed)
 }

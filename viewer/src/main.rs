@@ -7,12 +7,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use pyrometer::profile::flamegraph::{Colors, DEFAULT_MIN_WIDTH};
 use pyrometer::profile::SampleIndex;
 use pyrometer_viewer::convert::{convert, ConvertTo};
 use pyrometer_viewer::diff::{diff_graph, DiffOptions, DiffReport, ReportFormat};
 use pyrometer_viewer::filter::FrameFilter;
 use pyrometer_viewer::graph::{flamegraph, GraphOptions};
-use pyrometer_viewer::input::{load, load_merged};
+use pyrometer_viewer::input::{load, load_merged, Loaded, ReadOptions};
 use pyrometer_viewer::output::{is_stdout, write_output};
 use pyrometer_viewer::record::{record, RecordOptions};
 use pyrometer_viewer::top::{top, Rank, TopOptions};
@@ -69,13 +70,20 @@ enum Command {
         #[arg(long)]
         icicle: bool,
         /// Leave out frames narrower than this percentage of the width
-        #[arg(long, value_name = "PCT", default_value_t = 0.1)]
+        #[arg(long, value_name = "PCT", default_value_t = DEFAULT_MIN_WIDTH)]
         min_width: f64,
         /// Crates to colour as the service's own code (default: the crate of `main`)
         #[arg(long = "app", value_name = "CRATE")]
         app_crates: Vec<String>,
+        /// Colours: `origin` (own code, dependencies, runtime; for Rust and Go), one of inferno's
+        /// palettes (java, js, perl, python, hot...), or `auto`: origin where the names are Rust
+        /// or Go, else the palette of the language they look like
+        #[arg(long, value_name = "SCHEME", default_value = "auto")]
+        colors: Colors,
         #[command(flatten)]
         selection: Selection,
+        #[command(flatten)]
+        reading: Reading,
     },
     /// Print the functions that cost the most, with self and total values
     #[command(after_help = EXIT_STATUS)]
@@ -91,6 +99,8 @@ enum Command {
         count: usize,
         #[command(flatten)]
         selection: Selection,
+        #[command(flatten)]
+        reading: Reading,
     },
     /// Compare two profiles: a report of what changed and a differential flame graph
     #[command(after_help = EXIT_STATUS)]
@@ -116,6 +126,8 @@ enum Command {
         count: usize,
         #[command(flatten)]
         selection: Selection,
+        #[command(flatten)]
+        reading: Reading,
     },
     /// Take a profile from a running agent (token from PYROMETER_TOKEN)
     #[command(after_help = EXIT_STATUS)]
@@ -146,7 +158,42 @@ enum Command {
         /// The sample type to write (folded output holds one)
         #[arg(long, value_name = "NAME")]
         sample_index: Option<String>,
+        #[command(flatten)]
+        reading: Reading,
     },
+}
+
+/// How to read the inputs.
+#[derive(Args)]
+struct Reading {
+    /// Exit with status 2 on a folded line that is not a stack, instead of skipping it with a
+    /// warning (as inferno does)
+    #[arg(long)]
+    strict: bool,
+}
+
+impl Reading {
+    fn load(&self, path: &Path) -> Result<Loaded, Error> {
+        warn_about(load(path, &self.options())?)
+    }
+
+    fn load_merged(&self, paths: &[PathBuf]) -> Result<Loaded, Error> {
+        warn_about(load_merged(paths, &self.options())?)
+    }
+
+    fn options(&self) -> ReadOptions {
+        ReadOptions {
+            strict: self.strict,
+        }
+    }
+}
+
+/// Shows what reading skipped or changed, on standard error.
+fn warn_about(loaded: Loaded) -> Result<Loaded, Error> {
+    for note in &loaded.notes {
+        eprintln!("pyrometer: warning: {}: {note}", loaded.name);
+    }
+    Ok(loaded)
 }
 
 /// What part of a profile to look at.
@@ -225,7 +272,9 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             icicle,
             min_width,
             app_crates,
+            colors,
             selection,
+            reading,
         } => {
             let options = GraphOptions {
                 sample_index: selection.sample_index(),
@@ -234,8 +283,9 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 min_width,
                 filter: selection.filter()?,
                 app_crates,
+                colors,
             };
-            let loaded = load_merged(&inputs)?;
+            let loaded = reading.load_merged(&inputs)?;
             let svg = flamegraph(&loaded, &options)?;
             // Freeing a profile of millions of frames takes longer than the process's exit.
             std::mem::forget(loaded);
@@ -247,6 +297,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             by,
             count,
             selection,
+            reading,
         } => {
             let options = TopOptions {
                 sample_index: selection.sample_index(),
@@ -257,7 +308,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 count,
                 filter: selection.filter()?,
             };
-            let table = top(&load_merged(&inputs)?, &options)?;
+            let table = top(&reading.load_merged(&inputs)?, &options)?;
             write_output(Path::new("-"), table.as_bytes())?;
         }
         Command::Diff {
@@ -269,8 +320,9 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             fail_above,
             count,
             selection,
+            reading,
         } => {
-            let (base, new) = (load(&base)?, load(&new)?);
+            let (base, new) = (reading.load(&base)?, reading.load(&new)?);
             let options = DiffOptions {
                 sample_index: selection.sample_index(),
                 normalize,
@@ -329,13 +381,12 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             });
             let bytes = if svg {
                 let name = recording.url.to_string();
-                let (profile, format) = pyrometer_viewer::input::parse(&name, &recording.bytes)?;
-                let loaded = pyrometer_viewer::input::Loaded {
-                    profile,
-                    format,
-                    name,
-                };
-                flamegraph(&loaded, &GraphOptions::default())?
+                let loaded = pyrometer_viewer::input::parse(
+                    &name,
+                    &recording.bytes,
+                    &ReadOptions::default(),
+                )?;
+                flamegraph(&warn_about(loaded)?, &GraphOptions::default())?
             } else {
                 recording.bytes
             };
@@ -347,12 +398,14 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             to,
             output,
             sample_index,
+            reading,
         } => {
             let to = match to {
                 To::Pprof => ConvertTo::Pprof,
                 To::Folded => ConvertTo::Folded,
             };
-            let bytes = convert(&load_merged(&inputs)?, to, &to_sample_index(&sample_index))?;
+            let loaded = reading.load_merged(&inputs)?;
+            let bytes = convert(&loaded, to, &to_sample_index(&sample_index))?;
             write_output(&output, &bytes)?;
         }
     }

@@ -18,8 +18,11 @@ pub struct FunctionRow {
 pub struct FunctionTable {
     /// In no particular order.
     pub rows: Vec<FunctionRow>,
-    /// The sum of the sample value over all samples.
+    /// go tool pprof's total: the sum of the sample value's magnitude over all samples, so that
+    /// in a delta profile what shrank counts as much as what grew. Samples without a stack count.
     pub total: i64,
+    /// The signed sum: the net change of a delta profile (the same as `total` for any other).
+    pub net: i64,
 }
 
 impl FunctionTable {
@@ -44,13 +47,14 @@ impl FunctionTable {
             .collect();
         // The last sample each row was counted in, so recursion counts once.
         let mut counted_in: Vec<usize> = vec![usize::MAX; rows.len()];
-        let mut total = 0i64;
+        let (mut total, mut net) = (0i64, 0i64);
         for (i, sample) in profile.samples.iter().enumerate() {
             let value = sample.values.get(index).copied().unwrap_or(0);
             if value == 0 {
                 continue;
             }
-            total = total.saturating_add(value);
+            total = total.saturating_add(value.saturating_abs());
+            net = net.saturating_add(value);
             let mut leaf = true;
             for frame in sample
                 .locations
@@ -70,7 +74,7 @@ impl FunctionTable {
             }
         }
         rows.retain(|r| r.self_value != 0 || r.total_value != 0);
-        FunctionTable { rows, total }
+        FunctionTable { rows, total, net }
     }
 }
 
@@ -84,9 +88,17 @@ mod tests {
         let p = folded::parse(b"main;fib;fib;fib 4\nmain;work 6\nmain 1\n").unwrap();
         let table = FunctionTable::new(&p, 0);
         let row = |name: &str| table.rows.iter().find(|r| r.name == name).unwrap().clone();
-        assert_eq!(table.total, 11);
+        assert_eq!((table.total, table.net), (11, 11));
         assert_eq!((row("fib").self_value, row("fib").total_value), (4, 4));
         assert_eq!((row("main").self_value, row("main").total_value), (1, 11));
         assert_eq!((row("work").self_value, row("work").total_value), (6, 6));
+    }
+
+    #[test]
+    fn the_total_of_a_delta_is_its_magnitude() {
+        let mut p = folded::parse(b"main;grew 5\nmain;shrank 3\n").unwrap();
+        p.samples[1].values[0] = -3;
+        let table = FunctionTable::new(&p, 0);
+        assert_eq!((table.total, table.net), (8, 2));
     }
 }

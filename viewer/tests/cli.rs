@@ -13,12 +13,12 @@ fn path(name: &str) -> String {
     testdata(name).display().to_string()
 }
 
-/// Runs `top` on `bytes` saved as a file named `name`, expecting an error at `position`.
+/// Runs `top --strict` on `bytes` saved as a file named `name`, expecting an error at `position`.
 fn assert_rejected(name: &str, bytes: &[u8], position: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join(name);
     std::fs::write(&file, bytes).unwrap();
-    let out = pyrometer(&["top", file.to_str().unwrap()], b"");
+    let out = pyrometer(&["top", "--strict", file.to_str().unwrap()], b"");
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{name}: {err}");
     assert!(!err.contains("panicked"), "{name}: {err}");
@@ -109,6 +109,52 @@ fn invalid_lines_among_valid_ones_name_the_first() {
         b"a;b 1\na;c 2\na;b;c 3\nbroken line\n",
         "line 4",
     );
+}
+
+#[test]
+fn invalid_lines_are_skipped_with_a_warning_unless_strict() {
+    // bad-lines.txt has 7 stacks and 2 invalid lines (3 and 6): inferno draws the stacks and
+    // says "Ignored 2 lines with invalid format".
+    let file = path("folded/bad-lines.txt");
+    let out = pyrometer(&["convert", &file, "--to", "folded"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning") && err.contains("ignored 2 line(s)") && err.contains("line 3"),
+        "{err}"
+    );
+    let total: i64 = folded::parse(&out.stdout).unwrap().total(0);
+    assert_eq!(total, 31 + 6 + 1 + 19 + 2 + 274 + 274);
+    for command in ["flamegraph", "top", "convert"] {
+        let out = pyrometer(&[command, "--strict", &file, "-o", "-"], b"");
+        assert_eq!(out.status.code(), Some(2), "{command}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn comment_lines_are_skipped_silently() {
+    let austin = b"# austin: 3.3.0\n# interval: 100\n# mode: wall\n\nP1;T1;app.py:main:3 40\n";
+    let out = pyrometer(&["top", "--strict", "-"], austin);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("total 40") && table.contains("app.py:main:3"),
+        "{table}"
+    );
+}
+
+#[test]
+fn fractional_counts_are_rounded_by_their_running_sum_with_a_warning() {
+    // Rounded line by line this would be 3; the exact sum is 3.9.
+    let out = pyrometer(&["top", "-"], b"a;b 1.3\na;c 1.3\na;d 1.3\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("fractions (the first on line 1)") && err.contains("3.9, becomes 4"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("total 4\n"));
 }
 
 #[test]
@@ -451,4 +497,121 @@ fn help_has_examples_and_exit_statuses() {
     }
     let out = pyrometer(&["top"], b"");
     assert_eq!(out.status.code(), Some(2), "a usage error exits 2");
+}
+
+/// The `<title>` of the frame drawn for `name`: `name (N unit, P%...)`.
+fn frame_title<'a>(svg: &'a str, name: &str) -> &'a str {
+    let at = svg
+        .find(&format!("<title>{name} ("))
+        .unwrap_or_else(|| panic!("no frame {name}"));
+    &svg[at + 7..at + svg[at..].find("</title>").unwrap()]
+}
+
+#[test]
+fn delta_profile_is_drawn_as_growth_and_shrinkage() {
+    let file = path("pprof/go.allocs-delta.pb.gz");
+    let go = go_top(
+        &testdata("pprof/go.allocs-delta.pb.gz"),
+        &["-unit=B", "-sample_index=inuse_space"],
+    );
+    let args = ["--sample-index", "inuse_space", "-o", "-"];
+    let out = pyrometer(&[&["flamegraph", &file][..], &args].concat(), b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let svg = String::from_utf8(out.stdout).unwrap();
+    // The root is go's total (magnitudes summed), and the subtitle says how it is drawn.
+    let root = frame_title(&svg, "all").replace(',', "");
+    assert!(
+        root.starts_with(&format!("all ({} bytes", go.total)),
+        "{root}"
+    );
+    assert!(svg.contains("grew, blue: shrank") && svg.contains(" shrank)"));
+    // main.fillCache freed more than it allocated: drawn, and marked as a shrinkage.
+    assert!(
+        frame_title(&svg, "main.fillCache").contains("; -"),
+        "{svg:.0}"
+    );
+
+    // Folded output is the two-column form: SHRANK GREW, whose difference is the change.
+    let out = pyrometer(
+        &[
+            "convert",
+            &file,
+            "--to",
+            "folded",
+            "--sample-index",
+            "inuse_space",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let two = folded::parse(&out.stdout).unwrap();
+    assert_eq!(two.sample_types.len(), 2);
+    assert_eq!(two.total(0) + two.total(1), go.total);
+    let table = go.rows["main.fillCache"];
+    let fill: i64 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("main.fillCache"))
+        .map(|l| {
+            let v: Vec<i64> = l
+                .rsplitn(3, ' ')
+                .take(2)
+                .map(|n| n.parse().unwrap())
+                .collect();
+            v[0] - v[1]
+        })
+        .sum();
+    assert_eq!(fill, table.cum);
+}
+
+#[test]
+fn stackless_samples_are_drawn_under_a_frame_of_their_own() {
+    let file = path("pprof/go.goroutine-stackless.pb.gz");
+    let out = pyrometer(&["flamegraph", &file, "-o", "-"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let svg = String::from_utf8(out.stdout).unwrap();
+    let go = go_top(&testdata("pprof/go.goroutine-stackless.pb.gz"), &[]);
+    assert_eq!(go.total, 10);
+    assert!(frame_title(&svg, "all").starts_with("all (10 samples"));
+    assert!(frame_title(&svg, "[no stack]").starts_with("[no stack] (5 samples"));
+    let out = pyrometer(&["convert", &file, "--to", "folded"], b"");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().any(|l| l == "[no stack] 5"), "{text}");
+}
+
+/// The fill of the first rectangle drawn for `name`, as (r, g, b).
+fn fill_of(svg: &str, name: &str) -> (u8, u8, u8) {
+    let at = svg.find(&format!("<title>{name} (")).expect(name);
+    let rest = &svg[at..];
+    let fill = rest.find("fill=\"rgb(").unwrap() + 10;
+    let v: Vec<u8> = rest[fill..fill + rest[fill..].find(')').unwrap()]
+        .split(',')
+        .map(|c| c.trim().parse().unwrap())
+        .collect();
+    (v[0], v[1], v[2])
+}
+
+#[test]
+fn other_languages_get_inferno_palettes_and_a_legend_that_says_so() {
+    let java = path("folded/perf-vertx-stacks-01-collapsed-all-unsorted.txt");
+    let out = pyrometer(&["flamegraph", &java, "-o", "-"], b"");
+    let svg = String::from_utf8(out.stdout).unwrap();
+    assert!(svg.contains("java palette: green: Java"), "{svg:.3000}");
+    // inferno's java palette: Java frames (`Interpreter_[j]`, shown without the mark) green,
+    // kernel frames (`sys_write_[k]`) orange.
+    let (r, g, b) = fill_of(&svg, "Interpreter");
+    assert!(g > r && g > b, "Java is green: {r},{g},{b}");
+    let (r, g, b) = fill_of(&svg, "sys_write");
+    assert!(r > g && g > b, "the kernel is orange: {r},{g},{b}");
+
+    // Chosen by hand, and refused when unknown.
+    let out = pyrometer(&["flamegraph", &java, "--colors", "hot", "-o", "-"], b"");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hot palette"));
+    let out = pyrometer(&["flamegraph", &java, "--colors", "plaid", "-o", "-"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown colour scheme \"plaid\""));
+
+    // Rust names keep the origin colours.
+    let rust = path("folded/perf-rust-Yamakaky-dcpu-collapsed-all.txt");
+    let out = pyrometer(&["flamegraph", &rust, "-o", "-"], b"");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("orange: own code"));
 }

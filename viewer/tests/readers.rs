@@ -7,8 +7,9 @@ mod common;
 use common::{go_top, testdata, GoTop};
 use pyrometer::profile::{pprof, SampleIndex};
 use pyrometer_viewer::describe::sample_index;
-use pyrometer_viewer::input::{load, Format, Loaded};
+use pyrometer_viewer::input::{load, Format, Loaded, ReadOptions};
 use pyrometer_viewer::table::FunctionTable;
+use pyrometer_viewer::top::{top_rows, Rank, TopOptions};
 
 /// Our table for one sample type agrees with go's: the total, and self/total of go's top rows.
 fn assert_matches_go(loaded: &Loaded, which: &SampleIndex, go: &GoTop) {
@@ -44,7 +45,7 @@ fn assert_same_top_frame(loaded: &Loaded, which: &SampleIndex, go: &GoTop) {
 #[test]
 fn go_cpu_profile_matches_go_tool_pprof() {
     let path = testdata("pprof/go.cpu.pb.gz");
-    let loaded = load(&path).unwrap();
+    let loaded = load(&path, &ReadOptions::default()).unwrap();
     assert_eq!(loaded.format, Format::Pprof);
     let go = go_top(&path, &["-unit=ns"]);
     assert_eq!(
@@ -61,7 +62,7 @@ fn go_cpu_profile_matches_go_tool_pprof() {
 #[test]
 fn go_heap_profile_matches_go_tool_pprof_for_each_sample_type() {
     let path = testdata("pprof/go.heap.pb.gz");
-    let loaded = load(&path).unwrap();
+    let loaded = load(&path, &ReadOptions::default()).unwrap();
     assert_eq!(loaded.profile.sample_types.len(), 4);
     // Default: the last sample type, inuse_space, as go picks it.
     assert_matches_go(&loaded, &SampleIndex::Default, &go_top(&path, &["-unit=B"]));
@@ -106,7 +107,7 @@ fn folded_inputs_match_go_tool_pprof_on_the_same_stacks() {
         "folded/after.txt",
     ] {
         let path = testdata(name);
-        let loaded = load(&path).unwrap();
+        let loaded = load(&path, &ReadOptions::default()).unwrap();
         assert_eq!(loaded.format, Format::Folded, "{name}");
         // The total, summed by hand from the text.
         let text = std::fs::read_to_string(&path).unwrap();
@@ -128,7 +129,7 @@ fn dhat_files_match_what_dhat_printed() {
         ("dhat/dhat-base.json", 259_696, 4_512),
         ("dhat/dhat-new.json", 370_096, 7_212),
     ] {
-        let loaded = load(&testdata(name)).unwrap();
+        let loaded = load(&testdata(name), &ReadOptions::default()).unwrap();
         assert_eq!(loaded.format, Format::Dhat);
         let p = &loaded.profile;
         assert_eq!(p.default_sample_type.as_deref(), Some("alloc_space"));
@@ -143,4 +144,54 @@ fn dhat_files_match_what_dhat_printed() {
         let render = p.functions.iter().find(|f| f.name == "render").unwrap();
         assert_eq!(render.filename, "src/bin/dhatgen.rs");
     }
+}
+
+/// `top`'s first ten rows are go tool pprof's, in go's order, and so is its total.
+fn assert_top_is_gos(path: &std::path::Path, which: &str, go_args: &[&str]) {
+    let loaded = load(path, &ReadOptions::default()).unwrap();
+    for (rank, extra) in [(Rank::SelfValue, None), (Rank::TotalValue, Some("-cum"))] {
+        let mut args = go_args.to_vec();
+        args.push(which);
+        args.extend(extra);
+        let go = go_top(path, &args);
+        let options = TopOptions {
+            sample_index: SampleIndex::Named(which.split_once('=').unwrap().1.into()),
+            rank,
+            count: 10,
+            ..TopOptions::default()
+        };
+        let ours = top_rows(&loaded, &options).unwrap();
+        assert_eq!(ours.total, go.total, "{}", path.display());
+        let theirs: Vec<(&str, i64, i64)> = go
+            .names
+            .iter()
+            .take(10)
+            .map(|n| (n.as_str(), go.rows[n].flat, go.rows[n].cum))
+            .collect();
+        let ours: Vec<(&str, i64, i64)> = ours
+            .rows
+            .iter()
+            .map(|r| (r.name.as_str(), r.self_value, r.total_value))
+            .collect();
+        assert_eq!(ours, theirs, "{} {extra:?}", path.display());
+    }
+}
+
+#[test]
+fn delta_profile_with_negative_values_tops_as_go_tool_pprof() {
+    let path = testdata("pprof/go.allocs-delta.pb.gz");
+    // inuse shrank where the program freed its cache in the window; alloc_space only grew.
+    assert_top_is_gos(&path, "-sample_index=inuse_space", &["-unit=B"]);
+    assert_top_is_gos(&path, "-sample_index=inuse_objects", &[]);
+    assert_top_is_gos(&path, "-sample_index=alloc_space", &["-unit=B"]);
+    let loaded = load(&path, &ReadOptions::default()).unwrap();
+    let index = sample_index(&loaded, &SampleIndex::Named("inuse_space".into())).unwrap();
+    let table = FunctionTable::new(&loaded.profile, index);
+    assert!(table.net < 0 && table.total > -table.net, "{table:?}");
+}
+
+#[test]
+fn stackless_samples_count_in_top_as_in_go_tool_pprof() {
+    let path = testdata("pprof/go.goroutine-stackless.pb.gz");
+    assert_top_is_gos(&path, "-sample_index=goroutine", &[]);
 }

@@ -1,21 +1,24 @@
 //! SVG flame graphs of a [`Profile`], drawn by inferno from the profile's folded stacks.
 //!
-//! Frames are coloured by [`Origin`]: warm for the service's own code, green for dependencies,
-//! blue for the runtime (std, core, alloc, tokio), so the eye finds "my code" first. A
+//! Frames of Rust and Go are coloured by origin: warm for the service's own code, green for
+//! dependencies, blue for the runtime (std, core, alloc, tokio), so the eye finds "my code" first;
+//! other languages get inferno's palette for them (see [`colors`]). A
 //! differential graph compares two profiles: widths come from the new one, and each frame is red
 //! where its own value grew and blue where it shrank, as in Brendan Gregg's differential flame
 //! graphs (inferno draws those from two-column folded lines).
 
+mod colors;
+
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
 use std::io;
 
-use inferno::flamegraph::color::{Color, PaletteMap};
+use inferno::flamegraph::color::PaletteMap;
 use inferno::flamegraph::{self, color::MultiPalette, Palette};
 
 use super::folded;
-use super::origin::{Origin, OriginRules};
 use super::{Profile, Sample};
+
+pub use colors::{Colors, Scheme, ORIGIN_LEGEND};
 
 /// What to draw and how to label it.
 #[derive(Debug, Clone)]
@@ -28,8 +31,10 @@ pub struct FlamegraphOptions {
     pub inverted: bool,
     /// Frames narrower than this percentage of the width are left out.
     pub min_width: f64,
-    /// The crates that are the service's own code; empty means inferred (see [`OriginRules`]).
+    /// The crates that are the service's own code; empty means inferred (see
+    /// [`super::origin::OriginRules`]).
     pub app_crates: Vec<String>,
+    pub colors: Colors,
 }
 
 impl FlamegraphOptions {
@@ -39,22 +44,42 @@ impl FlamegraphOptions {
             subtitle: None,
             sample_index,
             inverted: false,
-            min_width: 0.1,
+            min_width: DEFAULT_MIN_WIDTH,
             app_crates: Vec::new(),
+            colors: Colors::Auto,
         }
     }
 }
 
-/// The legend of the origin colours, for subtitles.
-pub const ORIGIN_LEGEND: &str = "orange: own code, green: dependencies, blue: std/core/alloc/tokio";
+/// inferno's default `--minwidth`, in percent of the width: frames narrower than this are left out.
+pub const DEFAULT_MIN_WIDTH: f64 = 0.01;
+
+/// The legend of a graph of a profile with negative values (see [`render`]), which [`render`]
+/// adds to the subtitle itself.
+pub const SIGNED_LEGEND: &str =
+    "widths: growth + shrinkage (go tool pprof's total); red: grew, blue: shrank";
 
 /// Renders the profile as an interactive SVG (click to zoom, Ctrl-F to search).
 ///
 /// A profile with nothing to draw still yields a valid SVG that says so, because an on-call
 /// engineer who asked for a graph of an idle process should see why it is empty, not an error.
+///
+/// A profile with negative values (a delta between two windows, where memory was freed) is drawn
+/// as a differential graph, since neither part alone is the profile: widths are what grew plus
+/// what shrank, so the root is go tool pprof's total, and a frame is red where its own value grew
+/// and blue where it shrank. Its subtitle ends with [`SIGNED_LEGEND`].
 pub fn render(profile: &Profile, options: &FlamegraphOptions) -> io::Result<Vec<u8>> {
+    if folded::has_negative(profile, options.sample_index) {
+        return render_signed(profile, options);
+    }
     let (lines, scale) = pruned_stacks(profile, options.sample_index, options.min_width);
-    let mut palette = origin_palette(profile, &options.app_crates);
+    let (colors, mut palette) = match options.colors.resolve(profile) {
+        Scheme::Origin => (
+            Palette::Multi(MultiPalette::Rust),
+            Some(colors::origin_palette(profile, &options.app_crates)),
+        ),
+        Scheme::Inferno(palette) => (palette, None),
+    };
     let mut options = options.clone();
     if scale < 1.0 {
         let note = format!("values scaled by {scale:.3e}: their sum exceeds 64 bits");
@@ -68,7 +93,41 @@ pub fn render(profile: &Profile, options: &FlamegraphOptions) -> io::Result<Vec<
         &options,
         lines.iter().map(String::as_str),
         true,
-        Some(&mut palette),
+        colors,
+        palette.as_mut(),
+    )
+}
+
+fn render_signed(profile: &Profile, options: &FlamegraphOptions) -> io::Result<Vec<u8>> {
+    let changes = folded::changes(profile, options.sample_index);
+    let sum: f64 = changes
+        .values()
+        .map(|c| c.grew as f64 + 2.0 * c.shrank as f64)
+        .sum();
+    let fit = fit_for_inferno(sum);
+    let scaled = |v: i64| (v as f64 * fit).round() as i64;
+    // inferno's two columns are BEFORE AFTER, AFTER the width and AFTER − BEFORE the change.
+    let lines: Vec<String> = changes
+        .into_iter()
+        .map(|(stack, c)| {
+            let (grew, shrank) = (scaled(c.grew), scaled(c.shrank));
+            format!("{stack} {} {}", 2 * shrank, grew + shrank)
+        })
+        .collect();
+    let mut options = options.clone();
+    options.subtitle = Some(match options.subtitle.take() {
+        Some(s) => format!("{s} · {SIGNED_LEGEND}"),
+        None => SIGNED_LEGEND.to_string(),
+    });
+    // Two-column lines are coloured by their change, whatever the palette.
+    let colors = Palette::default();
+    draw(
+        profile,
+        &options,
+        lines.iter().map(String::as_str),
+        false,
+        colors,
+        None,
     )
 }
 
@@ -109,7 +168,15 @@ pub fn render_diff(
         .filter(|(_, (b, a))| *b > 0 || *a > 0)
         .map(|(stack, (b, a))| format!("{stack} {b} {a}"))
         .collect();
-    draw(new, options, lines.iter().map(String::as_str), false, None)
+    let colors = Palette::default();
+    draw(
+        new,
+        options,
+        lines.iter().map(String::as_str),
+        false,
+        colors,
+        None,
+    )
 }
 
 /// The profile's call tree as sorted folded lines, with every frame narrower than `min_width`
@@ -136,6 +203,8 @@ fn pruned_stacks(profile: &Profile, index: usize, min_width: f64) -> (Vec<String
                 })
         })
         .collect();
+    let no_stack = names.len() as u32;
+    names.push(folded::NO_STACK.to_string());
     let location_names: Vec<Vec<u32>> = profile
         .locations
         .iter()
@@ -168,12 +237,15 @@ fn pruned_stacks(profile: &Profile, index: usize, min_width: f64) -> (Vec<String
                 value
             };
             (value > 0).then(|| {
-                let ids = sample
+                let mut ids: Vec<u32> = sample
                     .locations
                     .iter()
                     .rev()
                     .flat_map(|&loc| location_names[loc].iter().copied())
                     .collect();
+                if ids.is_empty() {
+                    ids.push(no_stack);
+                }
                 (ids, value)
             })
         })
@@ -260,6 +332,7 @@ fn draw<'a>(
     options: &FlamegraphOptions,
     lines: impl Iterator<Item = &'a str>,
     sorted: bool,
+    colors: Palette,
     palette: Option<&mut PaletteMap>,
 ) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
@@ -279,7 +352,7 @@ fn draw<'a>(
         "count" | "" => "samples".to_string(),
         other => other.to_string(),
     };
-    opts.colors = Palette::Multi(MultiPalette::Rust);
+    opts.colors = colors;
     opts.direction = if options.inverted {
         flamegraph::Direction::Inverted
     } else {
@@ -290,42 +363,6 @@ fn draw<'a>(
     opts.palette_map = palette;
     flamegraph::from_lines(&mut opts, lines, &mut out)?;
     Ok(out)
-}
-
-/// One colour per function name, by origin, varied within the origin's hue by a hash of the name
-/// so neighbouring frames stay distinguishable.
-fn origin_palette(profile: &Profile, app_crates: &[String]) -> PaletteMap {
-    let rules = OriginRules::for_profile(profile, app_crates);
-    let mut palette = PaletteMap::default();
-    for function in &profile.functions {
-        let name = folded::sanitize(&function.name);
-        if palette.get(&name).is_some() {
-            continue;
-        }
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        name.hash(&mut hasher);
-        let v = (hasher.finish() % 1000) as f64 / 1000.0;
-        let shade = |lo: f64, hi: f64| (lo + (hi - lo) * v) as u8;
-        let color = match rules.classify(function) {
-            Origin::App => Color {
-                r: 240,
-                g: shade(100.0, 170.0),
-                b: shade(30.0, 70.0),
-            },
-            Origin::Dependency => Color {
-                r: shade(90.0, 150.0),
-                g: 200,
-                b: shade(70.0, 120.0),
-            },
-            Origin::Runtime => Color {
-                r: shade(80.0, 140.0),
-                g: shade(150.0, 190.0),
-                b: 235,
-            },
-        };
-        palette.insert(name, color);
-    }
-    palette
 }
 
 fn write_empty(out: &mut Vec<u8>, title: &str) -> io::Result<()> {
