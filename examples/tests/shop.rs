@@ -510,7 +510,7 @@ async fn frame_pointer_stacks_name_the_same_top_allocation_sites_as_dwarf() {
             }
         }
     };
-    let mut tops = Vec::new();
+    let (mut tops, mut functions) = (Vec::new(), Vec::new());
     heap::set_sample_rate(1);
     for walk in [StackWalk::Dwarf, StackWalk::FramePointers] {
         heap::set_stack_walk(walk);
@@ -519,7 +519,19 @@ async fn frame_pointer_stacks_name_the_same_top_allocation_sites_as_dwarf() {
         requests().await;
         let profile = Snapshot::take().since(&before).profile("alloc_space");
         tops.push(allocation_sites(&profile));
+        let mut seen = std::collections::BTreeSet::new();
+        for sample in &profile.samples {
+            seen.extend(profile.frames(sample).map(|f| f.function.name.clone()));
+        }
+        functions.push(seen);
     }
+    // What the frame-pointer walk loses: frames of code without frame pointers (libc's thread
+    // start, C libraries), shown for the README.
+    println!(
+        "functions only in DWARF stacks: {:#?}\nonly in frame-pointer stacks: {:#?}",
+        functions[0].difference(&functions[1]).collect::<Vec<_>>(),
+        functions[1].difference(&functions[0]).collect::<Vec<_>>()
+    );
     heap::set_stack_walk(StackWalk::Dwarf);
     heap::set_sample_rate(heap::DEFAULT_SAMPLE_RATE);
 
