@@ -8,17 +8,19 @@ mod alloc_support;
 
 use std::alloc::System;
 
-use alloc_support::{compare, Switch, BARE, REFERENCE, SAMPLED, SAMPLING_OFF};
+use alloc_support::{compare, Switch, BARE, REFERENCE, SAMPLED, SAMPLED_DWARF, SAMPLING_OFF};
 
 #[global_allocator]
-static ALLOC: Switch<System, dhat::Alloc> = Switch::new(System, System, System, dhat::Alloc);
+static ALLOC: Switch<System, dhat::Alloc> =
+    Switch::new(System, System, System, System, dhat::Alloc);
 
 fn main() {
     compare(
         "alloc (system allocator)",
         &[
             ("system", BARE),
-            ("sampling, 512 KiB", SAMPLED),
+            ("sampling, fp walk", SAMPLED),
+            ("sampling, DWARF walk", SAMPLED_DWARF),
             ("sampling off", SAMPLING_OFF),
             ("dhat::Alloc (idle)", REFERENCE),
         ],

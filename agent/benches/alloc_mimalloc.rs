@@ -4,20 +4,22 @@
 
 mod alloc_support;
 
-use alloc_support::{compare, Switch, BARE, SAMPLED, SAMPLING_OFF};
+use alloc_support::{compare, Switch, BARE, SAMPLED, SAMPLED_DWARF, SAMPLING_OFF};
 use mimalloc::MiMalloc;
 
 /// The reference slot is mimalloc again: dhat's allocator sits on the system one, and blocks
 /// must not move between the two.
 #[global_allocator]
-static ALLOC: Switch<MiMalloc, MiMalloc> = Switch::new(MiMalloc, MiMalloc, MiMalloc, MiMalloc);
+static ALLOC: Switch<MiMalloc, MiMalloc> =
+    Switch::new(MiMalloc, MiMalloc, MiMalloc, MiMalloc, MiMalloc);
 
 fn main() {
     compare(
         "alloc (mimalloc)",
         &[
             ("mimalloc", BARE),
-            ("sampling over mimalloc", SAMPLED),
+            ("sampling, fp walk", SAMPLED),
+            ("sampling, DWARF walk", SAMPLED_DWARF),
             ("sampling off", SAMPLING_OFF),
         ],
     );

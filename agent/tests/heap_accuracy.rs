@@ -17,7 +17,7 @@ mod common;
 use std::hint::black_box;
 use std::sync::Mutex;
 
-use pyrometer::heap::{self, SamplingAllocator, Snapshot, DEFAULT_SAMPLE_RATE};
+use pyrometer::heap::{self, SamplingAllocator, Snapshot, StackWalk, DEFAULT_SAMPLE_RATE};
 use pyrometer::profile::Profile;
 
 #[global_allocator]
@@ -90,8 +90,20 @@ fn compare(profile: &Profile, site: &str, size: usize, blocks: usize) -> [(i64, 
 
 #[test]
 fn estimates_at_the_default_rate_are_within_bounds() {
+    estimates_at_the_default_rate(StackWalk::Dwarf);
+}
+
+#[test]
+fn estimates_at_the_default_rate_are_within_bounds_with_frame_pointers() {
+    estimates_at_the_default_rate(StackWalk::FramePointers);
+}
+
+/// The seed makes both walks sample the same allocations; what the walk changes is which site
+/// each sample is put under, so the bounds hold only if its stacks are right.
+fn estimates_at_the_default_rate(walk: StackWalk) {
     let _serial = SERIAL.lock().unwrap();
     heap::set_sample_rate(DEFAULT_SAMPLE_RATE);
+    heap::set_stack_walk(walk);
     // 512 MiB in 1 KiB blocks, 500 MiB in 100-byte blocks; half of each is live at the end.
     let (blocks_a, blocks_b) = (512 * 1024, 5 * 1024 * 1024);
     let profile = profile_of_workload(blocks_a, blocks_b, Some(SEED));
@@ -116,7 +128,7 @@ fn estimates_at_the_default_rate_are_within_bounds() {
             );
             assert!(
                 error.abs() <= bounds[i],
-                "{site} {}: estimate {estimate} is {:+.1}% off the truth {truth} (bound {}%)",
+                "{walk:?}: {site} {}: estimate {estimate} is {:+.1}% off the truth {truth} (bound {}%)",
                 names[i],
                 error * 100.0,
                 bounds[i] * 100.0
@@ -144,8 +156,18 @@ fn estimates_at_the_default_rate_are_within_bounds() {
 
 #[test]
 fn rate_one_is_exact() {
+    rate_one(StackWalk::Dwarf);
+}
+
+#[test]
+fn rate_one_is_exact_with_frame_pointers() {
+    rate_one(StackWalk::FramePointers);
+}
+
+fn rate_one(walk: StackWalk) {
     let _serial = SERIAL.lock().unwrap();
     heap::set_sample_rate(1);
+    heap::set_stack_walk(walk);
     let (blocks_a, blocks_b) = (5_000, 20_001);
     let profile = profile_of_workload(blocks_a, blocks_b, None);
     heap::set_sample_rate(DEFAULT_SAMPLE_RATE);
@@ -154,7 +176,7 @@ fn rate_one_is_exact() {
         for (estimate, truth) in compare(&profile, site, size, blocks) {
             assert_eq!(
                 estimate, truth,
-                "{site}: every allocation is counted at rate 1"
+                "{walk:?}: {site}: every allocation is counted at rate 1"
             );
         }
     }
@@ -165,7 +187,7 @@ fn rate_one_is_exact() {
             let name = &frame.function.name;
             assert!(
                 !name.contains("pyrometer::heap::allocator") && !name.contains("__rust_alloc"),
-                "sampler frame {name} left in a stack"
+                "{walk:?}: sampler frame {name} left in a stack"
             );
         }
     }

@@ -3,6 +3,8 @@
 //! start and exit (allocating and freeing in thread-local destructors on the way out), heap
 //! snapshots are copied, and a CPU profile at 999 Hz interrupts all of it with SIGPROF.
 //!
+//! It runs once with each stack walk (DWARF and frame pointers).
+//!
 //! It must finish (its own deadline turns a deadlock into a failure instead of a stuck CI job),
 //! and because rate 1 records everything exactly, the live table must balance to the byte: what
 //! the workload freed is gone from it, what it kept is there.
@@ -16,7 +18,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use pyrometer::heap::{SamplingAllocator, Snapshot};
+use pyrometer::heap::{self, SamplingAllocator, Snapshot, StackWalk};
 
 #[global_allocator]
 static ALLOC: SamplingAllocator = SamplingAllocator::system().with_sample_rate(1);
@@ -110,7 +112,18 @@ fn short_lived_threads(stop: &AtomicBool) -> usize {
 
 #[test]
 fn many_threads_at_rate_one_with_a_cpu_profile_running() {
+    stress(StackWalk::Dwarf);
+}
+
+#[test]
+fn many_threads_at_rate_one_with_a_cpu_profile_running_with_frame_pointers() {
+    stress(StackWalk::FramePointers);
+}
+
+/// One run of the workload with stacks walked by `walk`; runs take the CPU profiler in turn.
+fn stress(walk: StackWalk) {
     let _cpu = common::PROFILER.blocking_lock();
+    heap::set_stack_walk(walk);
     let before = Snapshot::take();
     let session = pyrometer::cpu::start(999, DEADLINE).expect("CPU profiler starts");
 
@@ -174,4 +187,5 @@ fn many_threads_at_rate_one_with_a_cpu_profile_running() {
     assert_eq!(kept, WORKERS * KEPT_PER_WORKER);
     assert_eq!(at("kept_block", 2) as usize, kept);
     assert_eq!(at("kept_block", 3) as usize, kept * KEPT_SIZE);
+    KEPT.lock().unwrap().clear();
 }

@@ -467,3 +467,80 @@ async fn the_load_generator_refuses_other_hosts_and_stops_by_itself() {
     assert_eq!(report.routes[0].requests(), 25);
     assert!(report.routes[0].quantile(0.99) > Duration::ZERO);
 }
+
+/// The allocation sites of the shop's own code, as the innermost `pyrometer_examples::` frame of
+/// each sample, with the bytes allocated under each, largest first.
+fn allocation_sites(profile: &pyrometer::profile::Profile) -> Vec<(String, i64)> {
+    let index = profile
+        .sample_index(&SampleIndex::Named("alloc_space".into()))
+        .expect("alloc_space");
+    let mut sites = std::collections::HashMap::<String, i64>::new();
+    for sample in &profile.samples {
+        let site = profile
+            .frames(sample)
+            .map(|f| f.function.name.as_str())
+            .find(|name| name.starts_with("pyrometer_examples::"));
+        if let Some(site) = site {
+            *sites.entry(site.to_string()).or_default() += sample.values[index];
+        }
+    }
+    let mut sites: Vec<_> = sites.into_iter().collect();
+    sites.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    sites
+}
+
+/// The same requests, one at a time, with every allocation recorded (rate 1), once with each
+/// stack walk: the frame-pointer walk must put the bytes under the same sites of the shop's code
+/// as the DWARF walk, so the top 10 are the same sites.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_pointer_stacks_name_the_same_top_allocation_sites_as_dwarf() {
+    use pyrometer::heap::{self, Snapshot, StackWalk};
+    let _guard = MEASURE.lock().await;
+    let paths: Vec<String> = Problem::ALL
+        .into_iter()
+        .filter(|p| *p != Problem::NoTimeout)
+        .map(workload::example_path)
+        .collect();
+    let requests = || async {
+        for _ in 0..5 {
+            for path in &paths {
+                let response = get(path).await;
+                assert!(response.status().is_success(), "{path}");
+                response.bytes().await.expect("body");
+            }
+        }
+    };
+    let (mut tops, mut functions) = (Vec::new(), Vec::new());
+    heap::set_sample_rate(1);
+    for walk in [StackWalk::Dwarf, StackWalk::FramePointers] {
+        heap::set_stack_walk(walk);
+        requests().await; // every thread now samples at rate 1 with this walk; caches are warm
+        let before = Snapshot::take();
+        requests().await;
+        let profile = Snapshot::take().since(&before).profile("alloc_space");
+        tops.push(allocation_sites(&profile));
+        let mut seen = std::collections::BTreeSet::new();
+        for sample in &profile.samples {
+            seen.extend(profile.frames(sample).map(|f| f.function.name.clone()));
+        }
+        functions.push(seen);
+    }
+    // What the frame-pointer walk loses: frames of code without frame pointers (libc's thread
+    // start, C libraries), shown for the README.
+    println!(
+        "functions only in DWARF stacks: {:#?}\nonly in frame-pointer stacks: {:#?}",
+        functions[0].difference(&functions[1]).collect::<Vec<_>>(),
+        functions[1].difference(&functions[0]).collect::<Vec<_>>()
+    );
+    heap::set_stack_walk(StackWalk::Dwarf);
+    heap::set_sample_rate(heap::DEFAULT_SAMPLE_RATE);
+
+    let names = |sites: &[(String, i64)]| {
+        let mut top: Vec<String> = sites.iter().take(10).map(|s| s.0.clone()).collect();
+        top.sort();
+        top
+    };
+    println!("DWARF: {:#?}\nframe pointers: {:#?}", tops[0], tops[1]);
+    assert!(tops[0].len() >= 10, "only {} sites", tops[0].len());
+    assert_eq!(names(&tops[0]), names(&tops[1]));
+}

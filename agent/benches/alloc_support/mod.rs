@@ -23,32 +23,39 @@ use std::time::{Duration, Instant};
 
 use support::{env_or, median, thread_cpu_time};
 
-use pyrometer::heap::SamplingAllocator;
+use pyrometer::heap::{SamplingAllocator, StackWalk};
 
 /// Which variant serves allocations now: an index into [`Switch`]'s variants.
 static MODE: AtomicUsize = AtomicUsize::new(BARE);
 
 pub const BARE: usize = 0;
+/// Sampling at the default rate, stacks walked with frame pointers.
 pub const SAMPLED: usize = 1;
-pub const SAMPLING_OFF: usize = 2;
-pub const REFERENCE: usize = 3;
+/// Sampling at the default rate, stacks walked by libgcc's DWARF unwinder.
+pub const SAMPLED_DWARF: usize = 2;
+pub const SAMPLING_OFF: usize = 3;
+pub const REFERENCE: usize = 4;
 
-/// The allocator `A` alone, wrapped at the default rate, wrapped with sampling off, and a
-/// reference allocator `R` over the same underlying allocator (dhat's, for the system one).
+/// The allocator `A` alone, wrapped at the default rate (with each stack walk), wrapped with
+/// sampling off, and a reference allocator `R` over the same underlying allocator (dhat's, for
+/// the system one).
 pub struct Switch<A, R> {
     bare: A,
     sampled: SamplingAllocator<A>,
+    sampled_dwarf: SamplingAllocator<A>,
     off: SamplingAllocator<A>,
     reference: R,
 }
 
 impl<A, R> Switch<A, R> {
-    /// `bare` three times over (unit values such as `System`), and the reference.
-    pub const fn new(bare: A, wrapped: A, wrapped_off: A, reference: R) -> Self {
+    /// Four instances of the allocator (unit values such as `System`): alone, and wrapped for
+    /// each sampling variant; and the reference.
+    pub const fn new(bare: A, sampled: A, sampled_dwarf: A, off: A, reference: R) -> Self {
         Switch {
             bare,
-            sampled: SamplingAllocator::new(wrapped),
-            off: SamplingAllocator::new(wrapped_off).with_sample_rate(0),
+            sampled: SamplingAllocator::new(sampled).with_stack_walk(StackWalk::FramePointers),
+            sampled_dwarf: SamplingAllocator::new(sampled_dwarf).with_stack_walk(StackWalk::Dwarf),
+            off: SamplingAllocator::new(off).with_sample_rate(0),
             reference,
         }
     }
@@ -61,6 +68,7 @@ impl<A, R> Switch<A, R> {
         match MODE.load(Relaxed) {
             BARE => &self.bare,
             SAMPLED => &self.sampled,
+            SAMPLED_DWARF => &self.sampled_dwarf,
             SAMPLING_OFF => &self.off,
             _ => &self.reference,
         }
@@ -136,6 +144,12 @@ fn run(mode: usize, threads: usize, iterations: usize) -> (Duration, Duration) {
 /// per-round ratio to the bare allocator. Environment: `ROUNDS` (default 11), `ITERATIONS` per
 /// thread per run (default 4M).
 pub fn compare(title: &str, variants: &[(&str, usize)]) {
+    compare_with(title, variants, |_| {});
+}
+
+/// [`compare`], calling `switching_to(mode)` before each run of a variant (to switch what the
+/// allocator itself does, such as jemalloc's own profiler).
+pub fn compare_with(title: &str, variants: &[(&str, usize)], switching_to: fn(usize)) {
     let quick = !support::full_run();
     let rounds = if quick { 1 } else { env_or("ROUNDS", 11) };
     let iterations = if quick {
@@ -144,6 +158,12 @@ pub fn compare(title: &str, variants: &[(&str, usize)]) {
         env_or("ITERATIONS", 4_000_000)
     };
     let threads = 2;
+    let run = |mode: usize, threads: usize, iterations: usize| {
+        switching_to(mode);
+        let result = run(mode, threads, iterations);
+        switching_to(BARE);
+        result
+    };
     for &(_, mode) in variants {
         run(mode, threads, iterations / 10); // warm up every variant
     }

@@ -19,7 +19,7 @@
 //! - `allocator`: the [`SamplingAllocator`] wrapper, and the rules that code inside an allocator
 //!   must follow;
 //! - `sampler`: the per-thread countdown, the sampling process, the weights, the re-entry guard;
-//! - `stack`: capturing a bounded stack without allocating;
+//! - `stack`: capturing a bounded stack without allocating, by DWARF or frame pointers;
 //! - `table`: the stack table with its running sums, the live table, the free-path filter;
 //! - `profile`: [`Snapshot`]s of the sums and the pprof [`Profile`](crate::profile::Profile)s
 //!   built from them.
@@ -35,6 +35,7 @@ pub use profile::{Snapshot, SAMPLE_TYPES};
 pub use sampler::{
     is_installed, reseed_thread, sample_rate, set_sample_rate, DEFAULT_SAMPLE_RATE, OFF_RECHECK,
 };
+pub use stack::{set_stack_walk, stack_walk, StackWalk};
 pub use table::TableStats as Stats;
 
 /// What the sampler holds now: estimated live heap, sampled blocks, stacks, and the memory the
