@@ -280,15 +280,16 @@ fn lookup_address(ip: usize, exact: bool) -> usize {
 /// names of DWARF's line tables have only generic arguments (`drop_in_place<alloc::string::String>`).
 pub(crate) fn has_path(name: &str) -> bool {
     let mut depth = 0usize;
-    let mut colon = false;
+    let mut previous = ' ';
     for c in name.chars() {
         match c {
             '<' => depth += 1,
-            '>' => depth = depth.saturating_sub(1),
-            ':' if depth == 0 && colon => return true,
+            // The arrow of a function type (`impl Fn() -> T`) closes nothing.
+            '>' if previous != '-' => depth = depth.saturating_sub(1),
+            ':' if depth == 0 && previous == ':' => return true,
             _ => {}
         }
-        colon = c == ':' && depth == 0;
+        previous = c;
     }
     false
 }
@@ -358,6 +359,9 @@ mod tests {
         assert!(!has_path("drop_in_place<alloc::string::String>"));
         assert!(!has_path("{closure#0}<std::env::Args>"));
         assert!(!has_path("poll"));
+        assert!(!has_path(
+            "{async_block#0}<F, fn() -> Fut, core::option::Option<T>>"
+        ));
     }
 
     #[test]

@@ -7,12 +7,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use pyrometer::profile::SampleIndex;
+use pyrometer::profile::{names, trim, SampleIndex};
 use pyrometer_viewer::convert::{convert, ConvertTo};
 use pyrometer_viewer::diff::{diff_graph, DiffOptions, DiffReport, ReportFormat};
 use pyrometer_viewer::filter::FrameFilter;
 use pyrometer_viewer::graph::{flamegraph, GraphOptions};
-use pyrometer_viewer::input::{load, load_merged};
+use pyrometer_viewer::input::{load, load_merged, Loaded};
 use pyrometer_viewer::output::{is_stdout, write_output};
 use pyrometer_viewer::record::{record, RecordOptions};
 use pyrometer_viewer::top::{top, Rank, TopOptions};
@@ -74,6 +74,9 @@ enum Command {
         /// Crates to colour as the service's own code (default: the crate of `main`)
         #[arg(long = "app", value_name = "CRATE")]
         app_crates: Vec<String>,
+        /// Keep every frame (default: stacks start at the task's future, framework runs folded)
+        #[arg(long)]
+        no_trim: bool,
         #[command(flatten)]
         selection: Selection,
     },
@@ -164,9 +167,20 @@ struct Selection {
     /// Remove functions matching this regular expression from every stack
     #[arg(long, value_name = "RE")]
     hide: Option<String>,
+    /// Show functions with their generic arguments (default: short names, as go tool pprof)
+    #[arg(long)]
+    full_names: bool,
 }
 
 impl Selection {
+    /// The profile with the names asked for (see `pyrometer::profile::names`).
+    fn names(&self, mut loaded: Loaded) -> Loaded {
+        if !self.full_names {
+            loaded.profile = names::short_names(loaded.profile);
+        }
+        loaded
+    }
+
     fn sample_index(&self) -> SampleIndex {
         to_sample_index(&self.sample_index)
     }
@@ -225,6 +239,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             icicle,
             min_width,
             app_crates,
+            no_trim,
             selection,
         } => {
             let options = GraphOptions {
@@ -235,7 +250,10 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 filter: selection.filter()?,
                 app_crates,
             };
-            let loaded = load_merged(&inputs)?;
+            let mut loaded = selection.names(load_merged(&inputs)?);
+            if !no_trim {
+                loaded.profile = trim::trim(&loaded.profile);
+            }
             let svg = flamegraph(&loaded, &options)?;
             // Freeing a profile of millions of frames takes longer than the process's exit.
             std::mem::forget(loaded);
@@ -257,7 +275,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 count,
                 filter: selection.filter()?,
             };
-            let table = top(&load_merged(&inputs)?, &options)?;
+            let table = top(&selection.names(load_merged(&inputs)?), &options)?;
             write_output(Path::new("-"), table.as_bytes())?;
         }
         Command::Diff {
@@ -270,7 +288,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             count,
             selection,
         } => {
-            let (base, new) = (load(&base)?, load(&new)?);
+            let (base, new) = (selection.names(load(&base)?), selection.names(load(&new)?));
             let options = DiffOptions {
                 sample_index: selection.sample_index(),
                 normalize,

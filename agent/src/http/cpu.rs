@@ -9,7 +9,7 @@ use super::error::ApiError;
 use super::{process_name, respond, Params, Shared};
 use crate::cpu::{self, CpuError, MAX_FREQUENCY};
 
-const PARAMS: &[&str] = &["seconds", "frequency", "format", "threads"];
+const PARAMS: &[&str] = &["seconds", "frequency", "format", "threads", "names", "trim"];
 
 pub async fn profile(
     State(shared): State<Shared>,
@@ -48,6 +48,7 @@ pub async fn profile(
         .map_err(|e| ApiError::internal(format!("building the profile failed: {e}")))?
         .map_err(|e| ApiError::internal(e.to_string()))?;
 
+    let profile = params.present(profile, format)?;
     let samples = profile.total(0);
     let title = format!(
         "CPU profile of {} (pid {}): {seconds} s at {frequency} Hz, {samples} samples",

@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::Shared;
 
 #[cfg(feature = "heap")]
-const PARAMS: &[&str] = &["seconds", "format", "sample_index"];
+const PARAMS: &[&str] = &["seconds", "format", "sample_index", "names", "trim"];
 
 pub async fn heap(
     State(shared): State<Shared>,
@@ -95,9 +95,10 @@ async fn serve(shared: &Shared, query: Option<String>, kind: Kind) -> Result<Res
         }
     };
     let (rate, window) = (snapshot.rate(), snapshot.window());
-    let mut profile = tokio::task::spawn_blocking(move || snapshot.profile(shown))
+    let profile = tokio::task::spawn_blocking(move || snapshot.profile(shown))
         .await
         .map_err(|e| ApiError::internal(format!("building the heap profile failed: {e}")))?;
+    let mut profile = params.present(profile, format)?;
 
     let what = match (kind, window) {
         (Kind::Heap, None) => "Heap profile".to_string(),

@@ -5,6 +5,7 @@
 use std::ops::RangeInclusive;
 
 use super::error::ApiError;
+use crate::profile::{names, trim, Profile};
 
 /// The output formats every profile endpoint offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +124,26 @@ impl Params {
             })
     }
 
+    /// The profile as `names` (`short`, the default, or `full`) and `trim` (`1` or `0`; on by
+    /// default for SVG only, where a person reads it) ask: see [`names`] and [`trim`].
+    pub fn present(&self, profile: Profile, format: Format) -> Result<Profile, ApiError> {
+        let full = self.choice("names", &["short", "full"], "short")? == "full";
+        let trimmed = match self.get("trim") {
+            None => format == Format::Svg,
+            Some(_) => self.flag("trim")?,
+        };
+        let profile = if full {
+            profile
+        } else {
+            names::short_names(profile)
+        };
+        Ok(if trimmed {
+            trim::trim(&profile)
+        } else {
+            profile
+        })
+    }
+
     pub fn format(&self) -> Result<Format, ApiError> {
         match self.get("format") {
             None | Some("pprof") | Some("proto") => Ok(Format::Pprof),
@@ -189,6 +210,22 @@ mod tests {
         assert_eq!(
             err.message,
             r#"sample_index: expected one of wall, busy (or 0 to 1), got "2""#
+        );
+    }
+
+    #[test]
+    fn names_and_trim() {
+        let p = Params::parse(Some("names=long"), &["names"]).unwrap();
+        let err = p.present(Profile::default(), Format::Svg).unwrap_err();
+        assert_eq!(
+            err.message,
+            r#"names: expected one of short, full, got "long""#
+        );
+        let p = Params::parse(Some("trim=2"), &["trim"]).unwrap();
+        let err = p.present(Profile::default(), Format::Svg).unwrap_err();
+        assert_eq!(
+            err.message,
+            r#"trim: expected 1, 0, true or false, got "2""#
         );
     }
 
