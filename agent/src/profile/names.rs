@@ -128,7 +128,7 @@ mod tests {
     #[test]
     fn instantiations_merge_into_one_function_and_totals_stay() {
         let mut builder = ProfileBuilder::new(vec![ValueType::new("samples", "count")]);
-        let mut location = |builder: &mut ProfileBuilder, name: &str, address: u64| {
+        let location = |builder: &mut ProfileBuilder, name: &str, address: u64| {
             let function = builder.function(Function {
                 name: name.to_string(),
                 filename: "src/vec.rs".into(),
