@@ -37,7 +37,7 @@ def has_path(name):
 
 def parse_frame(text):
     """`NAME FILE:LINE s=N` (FILE may be empty) -> (name, file)."""
-    text = re.sub(r" s=\d+$", "", text.strip())
+    text = re.sub(r" s=\d+(\(.*\))?$", "", text.strip())
     m = re.match(r"^(.*) (\S*):(-?\d+)$", text)
     return (m.group(1), m.group(2)) if m else (text, "")
 
