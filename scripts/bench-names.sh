@@ -18,11 +18,12 @@ mkdir -p "$out"
 
 cargo build --release --locked --example shop
 cp target/release/examples/shop "$out/shop-head"
-if [ ! -d "$out/base" ]; then git worktree add --detach "$out/base" "$base"; fi
-git -C "$out/base" checkout --detach "$base"
+git worktree remove --force "$out/base" 2>/dev/null || true
+git worktree add --detach "$out/base" "$base"
 # One target directory: the dependencies are built once; cargo links each build's binary anew.
 (cd "$out/base" && cargo build --release --locked --example shop --target-dir "$OLDPWD/target")
 cp target/release/examples/shop "$out/shop-base"
+git worktree remove --force "$out/base"
 
 agent=127.0.0.1:16161
 shop=127.0.0.1:18181
