@@ -16,6 +16,8 @@ rounds=${2:-3}
 out=target/names-bench
 mkdir -p "$out"
 
+# The base's build below links its own shop at the same path: never copy a stale one.
+rm -f target/release/examples/shop
 cargo build --release --locked --example shop
 cp target/release/examples/shop "$out/shop-head"
 git worktree remove --force "$out/base" 2>/dev/null || true
