@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use pprof::ProfilerGuard;
 
 use crate::profile::{Profile, ProfileBuilder, ValueType};
-use crate::symbolize::Symbolizer;
+use crate::symbolize::{Leaf, Symbolizer};
 
 /// The highest sampling rate accepted; above it the kernel's tick makes the rate meaningless.
 pub const MAX_FREQUENCY: u32 = 1000;
@@ -155,10 +155,7 @@ impl CpuSession {
         for (frames, count) in &report.data {
             let ips: Vec<usize> = frames.frames.iter().map(|f| f.ip() as usize).collect();
             let first = first_interrupted_frame(&mut symbolizer, &ips);
-            let mut locations: Vec<usize> = ips[first..]
-                .iter()
-                .map(|&ip| symbolizer.location(&mut builder, ip))
-                .collect();
+            let mut locations = symbolizer.stack(&mut builder, &ips[first..], Leaf::Exact);
             if per_thread {
                 let name =
                     String::from_utf8_lossy(&frames.thread_name[..frames.thread_name_length]);

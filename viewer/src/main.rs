@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use pyrometer::profile::flamegraph::{Colors, DEFAULT_MIN_WIDTH};
-use pyrometer::profile::SampleIndex;
+use pyrometer::profile::{names, trim, SampleIndex};
 use pyrometer_viewer::convert::{convert, ConvertTo};
 use pyrometer_viewer::diff::{diff_graph, DiffOptions, DiffReport, ReportFormat};
 use pyrometer_viewer::filter::FrameFilter;
@@ -80,6 +80,9 @@ enum Command {
         /// or Go, else the palette of the language they look like
         #[arg(long, value_name = "SCHEME", default_value = "auto")]
         colors: Colors,
+        /// Keep every frame (default: stacks start at the task's future, framework runs folded)
+        #[arg(long)]
+        no_trim: bool,
         #[command(flatten)]
         selection: Selection,
         #[command(flatten)]
@@ -211,9 +214,20 @@ struct Selection {
     /// Remove functions matching this regular expression from every stack
     #[arg(long, value_name = "RE")]
     hide: Option<String>,
+    /// Show functions with their generic arguments (default: short names, as go tool pprof)
+    #[arg(long)]
+    full_names: bool,
 }
 
 impl Selection {
+    /// The profile with the names asked for (see `pyrometer::profile::names`).
+    fn names(&self, mut loaded: Loaded) -> Loaded {
+        if !self.full_names {
+            loaded.profile = names::short_names(loaded.profile);
+        }
+        loaded
+    }
+
     fn sample_index(&self) -> SampleIndex {
         to_sample_index(&self.sample_index)
     }
@@ -273,6 +287,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             min_width,
             app_crates,
             colors,
+            no_trim,
             selection,
             reading,
         } => {
@@ -285,7 +300,10 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 app_crates,
                 colors,
             };
-            let loaded = reading.load_merged(&inputs)?;
+            let mut loaded = selection.names(reading.load_merged(&inputs)?);
+            if !no_trim {
+                loaded.profile = trim::trim(&loaded.profile);
+            }
             let svg = flamegraph(&loaded, &options)?;
             // Freeing a profile of millions of frames takes longer than the process's exit.
             std::mem::forget(loaded);
@@ -308,7 +326,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 count,
                 filter: selection.filter()?,
             };
-            let table = top(&reading.load_merged(&inputs)?, &options)?;
+            let table = top(&selection.names(reading.load_merged(&inputs)?), &options)?;
             write_output(Path::new("-"), table.as_bytes())?;
         }
         Command::Diff {
@@ -322,7 +340,10 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             selection,
             reading,
         } => {
-            let (base, new) = (reading.load(&base)?, reading.load(&new)?);
+            let (base, new) = (
+                selection.names(reading.load(&base)?),
+                selection.names(reading.load(&new)?),
+            );
             let options = DiffOptions {
                 sample_index: selection.sample_index(),
                 normalize,

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::sampler::sample_rate;
 use super::table::{self, TableCopy};
 use crate::profile::{Profile, ProfileBuilder, ValueType};
-use crate::symbolize::Symbolizer;
+use crate::symbolize::{Leaf, Symbolizer};
 
 /// The sample types of heap profiles, in Go's order.
 pub const SAMPLE_TYPES: [(&str, &str); 4] = [
@@ -113,22 +113,13 @@ impl Snapshot {
                 .frames
                 .get(stack.start as usize..(stack.start + stack.len) as usize)
                 .unwrap_or_default();
-            let mut locations: Vec<usize> = frames
-                .iter()
-                .map(|&ip| symbolizer.location(&mut builder, ip))
-                .collect();
+            let mut locations = symbolizer.stack(&mut builder, frames, Leaf::ReturnAddress);
             let profile = builder.profile_mut();
-            let sampler_end = locations
+            let sampler = locations
                 .iter()
-                .position(|&loc| is_location_of(profile, loc, is_entry_point))
-                .or_else(|| {
-                    locations
-                        .iter()
-                        .rposition(|&loc| is_location_of(profile, loc, is_sampler))
-                });
-            if let Some(end) = sampler_end {
-                locations.drain(..=end);
-            }
+                .take_while(|&&loc| is_sampler(profile, loc))
+                .count();
+            locations.drain(..sampler);
             if locations.is_empty() {
                 locations.push(builder.named_location(UNRECORDED, "", 0));
             }
@@ -144,29 +135,82 @@ impl Snapshot {
     }
 }
 
-fn is_location_of(profile: &Profile, location: usize, test: fn(&str) -> bool) -> bool {
-    profile.locations[location]
-        .lines
-        .iter()
-        .any(|line| test(&profile.functions[line.function].name))
+/// Whether a location is the sampler at work rather than the code that allocated: the unwinder,
+/// the sampler's own functions, and the global allocator's entry points that lead to them. Every
+/// captured stack starts (leaf first) with a run of these; the first frame past the run is the
+/// allocating code. The test is on the frame that owns the address (the outermost of its inlined
+/// calls): the symbolizer names it by its full path from the symbol table, whatever the debug info.
+fn is_sampler(profile: &Profile, location: usize) -> bool {
+    let Some(line) = profile.locations[location].lines.last() else {
+        return false;
+    };
+    let name = profile.functions[line.function].name.as_str();
+    let last = name.rsplit("::").next().unwrap_or(name);
+    const OWN: &[&str] = &["pyrometer::heap::", "backtrace::"];
+    OWN.iter()
+        .any(|own| name.trim_start_matches('<').starts_with(own))
+        || name.starts_with("_Unwind_")
+        || last.starts_with("__rust_alloc")
+        || last.starts_with("__rust_realloc")
+        || last.starts_with("__rg_")
 }
 
-/// The global allocator's entry points: every captured stack runs through one of them, and
-/// everything on the leaf side of it is the sampler at work, not the code that allocated.
-fn is_entry_point(name: &str) -> bool {
-    const ENTRY_POINTS: &[&str] = &[
-        "__rust_alloc",
-        "__rust_alloc_zeroed",
-        "__rust_realloc",
-        "__rg_alloc",
-        "__rg_alloc_zeroed",
-        "__rg_realloc",
-    ];
-    ENTRY_POINTS.contains(&name.rsplit("::").next().unwrap_or(name))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{Function, Line, Location};
 
-/// The wrapper itself, for stacks captured when it is called directly rather than as the global
-/// allocator.
-fn is_sampler(name: &str) -> bool {
-    name.contains("pyrometer::heap::allocator::")
+    fn location(builder: &mut ProfileBuilder, name: &str) -> usize {
+        builder.named_location(name, "", 0)
+    }
+
+    #[test]
+    fn the_leading_run_of_sampler_frames_is_what_is_cut() {
+        let mut builder = ProfileBuilder::new(Vec::new());
+        let names = [
+            "_Unwind_Backtrace",
+            "backtrace::backtrace::libunwind::trace::trace_fn",
+            "pyrometer::heap::stack::capture",
+            "pyrometer::heap::allocator::SamplingAllocator<A>::alloc_at_countdown_end",
+            "<pyrometer::heap::allocator::SamplingAllocator<A> as core::alloc::global::GlobalAlloc>::alloc",
+            "__rustc::__rust_alloc",
+            "alloc::raw_vec::finish_grow",
+            // A later frame of pyrometer's own heap code is the service's allocation, not the
+            // sampler's: only the leading run goes.
+            "pyrometer::heap::profile::Snapshot::profile",
+        ];
+        let stack: Vec<usize> = names.iter().map(|n| location(&mut builder, n)).collect();
+        // A sampler frame whose inlined callees have short names is still the sampler's.
+        let short = builder.function(Function {
+            name: "record_alloc".into(),
+            ..Function::default()
+        });
+        let owner = builder.function(Function {
+            name: "pyrometer::heap::allocator::SamplingAllocator<A>::alloc_at_countdown_end".into(),
+            ..Function::default()
+        });
+        let inlined = builder.location(Location {
+            lines: vec![
+                Line {
+                    function: short,
+                    line: 1,
+                },
+                Line {
+                    function: owner,
+                    line: 2,
+                },
+            ],
+            ..Location::default()
+        });
+        let profile = builder.build();
+        let cut = |stack: &[usize]| {
+            stack
+                .iter()
+                .take_while(|&&l| is_sampler(&profile, l))
+                .count()
+        };
+        assert_eq!(cut(&stack), 6);
+        assert_eq!(cut(&[inlined, stack[6]]), 1);
+        assert_eq!(cut(&stack[6..]), 0);
+    }
 }

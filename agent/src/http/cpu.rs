@@ -8,13 +8,14 @@ use super::{encode, process_name, Params, Response, Shared};
 use crate::build::{self, Priority};
 use crate::cpu::{self, CpuError, MAX_FREQUENCY};
 
-const PARAMS: &[&str] = &["seconds", "frequency", "format", "threads"];
+const PARAMS: &[&str] = &["seconds", "frequency", "format", "threads", "names", "trim"];
 
 pub(super) async fn profile(shared: &Shared, query: Option<&str>) -> Result<Response, ApiError> {
     let params = Params::parse(query, PARAMS)?;
     let seconds = params.number("seconds", 30, 1..=shared.config.max_seconds)?;
     let frequency = params.number("frequency", 99, 1..=u64::from(MAX_FREQUENCY))? as u32;
     let format = params.format()?;
+    let presentation = params.presentation(format)?;
     let per_thread = params.flag("threads")?;
     let window = Duration::from_secs(seconds);
     let _claim = shared.windows.claim(Kind::Cpu, window)?;
@@ -47,6 +48,7 @@ pub(super) async fn profile(shared: &Shared, query: Option<&str>) -> Result<Resp
         let profile = session
             .finish(per_thread)
             .map_err(|e| ApiError::internal(e.to_string()))?;
+        let profile = presentation.apply(profile);
         let samples = profile.total(0);
         let title = format!(
             "CPU profile of {} (pid {}): {seconds} s at {frequency} Hz, {samples} samples",

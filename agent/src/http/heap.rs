@@ -10,7 +10,7 @@
 
 #[cfg(feature = "heap")]
 use {
-    super::{encode, process_name, Encoded, Format, Params},
+    super::{encode, process_name, Encoded, Format, Params, Presentation},
     crate::build::{self, Coalesced, Priority},
 };
 
@@ -18,7 +18,7 @@ use super::error::ApiError;
 use super::{Response, Shared};
 
 #[cfg(feature = "heap")]
-const PARAMS: &[&str] = &["seconds", "format", "sample_index"];
+const PARAMS: &[&str] = &["seconds", "format", "sample_index", "names", "trim"];
 
 pub(super) async fn heap(shared: &Shared, query: Option<&str>) -> Result<Response, ApiError> {
     serve(shared, query, Kind::Heap).await
@@ -56,6 +56,7 @@ async fn serve(shared: &Shared, query: Option<&str>, kind: Kind) -> Result<Respo
         Some(_) => Some(params.number("seconds", 0, 1..=shared.config.max_seconds)?),
     };
     let format = params.format()?;
+    let presentation = params.presentation(format)?;
     let default_type = match kind {
         Kind::Heap => "inuse_space",
         Kind::Allocs => "alloc_space",
@@ -84,10 +85,10 @@ async fn serve(shared: &Shared, query: Option<&str>, kind: Kind) -> Result<Respo
     let encoded = match seconds {
         // Requests for the present share a build while it is queued (see crate::build).
         None => {
-            let key = (kind, index, format);
+            let key = (kind, index, format, presentation);
             LIVE_BUILDS
                 .run(key, Priority::Normal, move || {
-                    build_profile(Snapshot::take(), kind, index, format)
+                    build_profile(Snapshot::take(), kind, index, format, presentation)
                 })
                 .await??
         }
@@ -100,7 +101,7 @@ async fn serve(shared: &Shared, query: Option<&str>, kind: Kind) -> Result<Respo
             let snapshot = Snapshot::take().since(&before);
             drop(before);
             build::run(Priority::Normal, move || {
-                build_profile(snapshot, kind, index, format)
+                build_profile(snapshot, kind, index, format, presentation)
             })
             .await??
         }
@@ -110,7 +111,8 @@ async fn serve(shared: &Shared, query: Option<&str>, kind: Kind) -> Result<Respo
 
 /// Builds of the present heap, shared by the requests that ask for the same one while it is queued.
 #[cfg(feature = "heap")]
-static LIVE_BUILDS: Coalesced<(Kind, usize, Format), Result<Encoded, ApiError>> = Coalesced::new();
+static LIVE_BUILDS: Coalesced<(Kind, usize, Format, Presentation), Result<Encoded, ApiError>> =
+    Coalesced::new();
 
 /// The profile of `snapshot`, showing sample type `index` first, in `format`; on the build thread.
 #[cfg(feature = "heap")]
@@ -119,12 +121,13 @@ fn build_profile(
     kind: Kind,
     index: usize,
     format: Format,
+    presentation: Presentation,
 ) -> Result<Encoded, ApiError> {
     use crate::heap::SAMPLE_TYPES;
 
     let shown = SAMPLE_TYPES[index].0;
     let (rate, window) = (snapshot.rate(), snapshot.window());
-    let mut profile = snapshot.profile(shown);
+    let mut profile = presentation.apply(snapshot.profile(shown));
     drop(snapshot);
 
     let what = match (kind, window) {

@@ -27,7 +27,7 @@ pub use error::ApiError;
 pub use limits::{LimitError, Limits};
 #[cfg(feature = "axum")]
 pub use merge::router;
-pub use params::{Format, Params};
+pub use params::{Format, Params, Presentation};
 pub(crate) use response::{encode, with_body, Encoded};
 pub use response::{Body, Response};
 pub(crate) use routes::handle;

@@ -5,6 +5,7 @@
 use std::ops::RangeInclusive;
 
 use super::error::ApiError;
+use crate::profile::{names, trim, Profile};
 
 /// The output formats every profile endpoint offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +20,28 @@ impl Format {
 }
 
 /// The parsed query string of one request.
+/// How a profile is shown: names as given or shortened, stacks as given or trimmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Presentation {
+    full_names: bool,
+    trimmed: bool,
+}
+
+impl Presentation {
+    pub fn apply(self, profile: Profile) -> Profile {
+        let profile = if self.full_names {
+            profile
+        } else {
+            names::short_names(profile)
+        };
+        if self.trimmed {
+            trim::trim(&profile)
+        } else {
+            profile
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Params {
     pairs: Vec<(String, String)>,
@@ -123,6 +146,21 @@ impl Params {
             })
     }
 
+    /// How the profile is to be shown, from `names` (`short`, the default, or `full`) and `trim`
+    /// (`1` or `0`; on by default for SVG only, where a person reads it): see [`names`] and
+    /// [`trim`]. Read before the window, so a bad value is a 400 at once.
+    pub fn presentation(&self, format: Format) -> Result<Presentation, ApiError> {
+        let full_names = self.choice("names", &["short", "full"], "short")? == "full";
+        let trimmed = match self.get("trim") {
+            None => format == Format::Svg,
+            Some(_) => self.flag("trim")?,
+        };
+        Ok(Presentation {
+            full_names,
+            trimmed,
+        })
+    }
+
     pub fn format(&self) -> Result<Format, ApiError> {
         match self.get("format") {
             None | Some("pprof") | Some("proto") => Ok(Format::Pprof),
@@ -189,6 +227,22 @@ mod tests {
         assert_eq!(
             err.message,
             r#"sample_index: expected one of wall, busy (or 0 to 1), got "2""#
+        );
+    }
+
+    #[test]
+    fn names_and_trim() {
+        let p = Params::parse(Some("names=long"), &["names"]).unwrap();
+        let err = p.presentation(Format::Svg).unwrap_err();
+        assert_eq!(
+            err.message,
+            r#"names: expected one of short, full, got "long""#
+        );
+        let p = Params::parse(Some("trim=2"), &["trim"]).unwrap();
+        let err = p.presentation(Format::Svg).unwrap_err();
+        assert_eq!(
+            err.message,
+            r#"trim: expected 1, 0, true or false, got "2""#
         );
     }
 

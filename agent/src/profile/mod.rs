@@ -7,13 +7,16 @@
 //! same structure through [`ProfileBuilder`], which interns functions and locations.
 //!
 //! Codecs: [`pprof`] (profile.proto, gzip-compressed or not), [`folded`] (collapsed stacks) and
-//! [`flamegraph`] (SVG through inferno, coloured by [`origin`]); [`merge`] combines profiles.
+//! [`flamegraph`] (SVG through inferno, coloured by [`origin`]); [`merge`] combines profiles; [`names`] shortens function names and [`trim`] cuts stacks down to
+//! the service's own code, for reading.
 
 pub mod flamegraph;
 pub mod folded;
 pub mod merge;
+pub mod names;
 pub mod origin;
 pub mod pprof;
+pub mod trim;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -71,6 +71,7 @@ fn node_bytes(node: &Node) -> usize {
             route,
             method,
             path,
+            ..
         } => string(route) + optional(method) + optional(path),
         Kind::Db { statement } => string(statement),
         Kind::Http { method, url } => string(method) + string(url),
@@ -124,6 +125,7 @@ mod tests {
                 route: "GET /orders/{id}".into(),
                 method: Some("GET".into()),
                 path: Some("/orders/7".into()),
+                from_uri: false,
             },
             now,
             now,
