@@ -38,11 +38,21 @@ fn thread_cpu_time() -> Duration {
     Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
+/// The per-thread engines; perf events need `perf_event_paranoid` <= 2 and no seccomp filter
+/// against `perf_event_open` (the test machines allow them).
+const PER_THREAD: [Engine; 2] = [Engine::PerfEvent, Engine::ThreadTimer];
+
 #[test]
 fn threads_started_during_a_window_are_sampled_in_full() {
     let _lock = PROFILER.blocking_lock();
-    let session = cpu::start(999, Duration::from_secs(2)).unwrap();
-    assert_eq!(session.engine(), Engine::ThreadTimer);
+    for engine in PER_THREAD {
+        late_thread_is_sampled(engine);
+    }
+}
+
+fn late_thread_is_sampled(engine: Engine) {
+    let session = cpu::start_with(Some(engine), 999, Duration::from_secs(2)).unwrap();
+    assert_eq!(session.engine(), engine);
     std::thread::sleep(Duration::from_millis(100));
     let late = std::thread::Builder::new()
         .name("late-burner".into())
@@ -67,7 +77,8 @@ fn threads_started_during_a_window_are_sampled_in_full() {
     let got = periods_on_thread(&profile, "late-burner") as f64;
     assert!(
         got >= 0.85 * expected && got <= 1.1 * expected,
-        "the thread started mid-window: {got} periods, {expected:.0} expected from its own clock"
+        "{engine}: the thread started mid-window: {got} periods, {expected:.0} expected from \
+         its own clock"
     );
 }
 
@@ -76,10 +87,16 @@ fn threads_started_during_a_window_are_sampled_in_full() {
 fn overlapping_windows_each_get_their_own_time() {
     let _lock = PROFILER.blocking_lock();
     let _burners = Burners::start(1);
-    let long = cpu::start(999, Duration::from_secs(2)).unwrap();
+    for engine in PER_THREAD {
+        overlapping_windows(engine);
+    }
+}
+
+fn overlapping_windows(engine: Engine) {
+    let long = cpu::start_with(Some(engine), 999, Duration::from_secs(2)).unwrap();
     let long_from = common::process_cpu_time();
     std::thread::sleep(Duration::from_millis(400));
-    let short = cpu::start(999, Duration::from_millis(400)).unwrap();
+    let short = cpu::start_with(Some(engine), 999, Duration::from_millis(400)).unwrap();
     let short_from = common::process_cpu_time();
     std::thread::sleep(Duration::from_millis(400));
     let short_cpu = common::process_cpu_time() - short_from;
@@ -96,7 +113,7 @@ fn overlapping_windows_each_get_their_own_time() {
         let got = profile.total(0) as f64;
         assert!(
             (got - expected).abs() <= 0.15 * expected + 20.0,
-            "{name} window: {got} periods, {expected:.0} expected from the process's CPU time"
+            "{engine}, {name} window: {got} periods, {expected:.0} expected from the process's CPU time"
         );
     }
 }
@@ -142,9 +159,9 @@ fn the_setitimer_engine_runs_when_forced_and_serves_one_window() {
         "pprof-rs's handler frames are cut"
     );
 
-    // Afterwards the default engine is back.
+    // Afterwards the best engine is back.
     let next = cpu::start(99, Duration::from_millis(100)).unwrap();
-    assert_eq!(next.engine(), Engine::ThreadTimer);
+    assert_eq!(next.engine(), Engine::PerfEvent);
 }
 
 #[test]
@@ -153,8 +170,9 @@ fn the_engine_variable_is_checked() {
     assert_eq!(
         err.to_string(),
         "the CPU sampler could not start: PYROMETER_CPU_ENGINE=\"perf-magic\" is not an engine: \
-         use timer or setitimer"
+         use perf, timer or setitimer"
     );
     assert_eq!("setitimer".parse::<Engine>(), Ok(Engine::Setitimer));
+    assert_eq!("perf".parse::<Engine>(), Ok(Engine::PerfEvent));
     assert_eq!("timer".parse::<Engine>(), Ok(Engine::ThreadTimer));
 }

@@ -68,8 +68,8 @@ async fn profiles_two_busy_threads_in_every_format() {
         profile
             .comments
             .iter()
-            .any(|c| c.starts_with("engine=timer:")),
-        "the engine is named: {:?}",
+            .any(|c| c.starts_with("engine=perf:") || c.starts_with("engine=timer:")),
+        "a per-thread engine is named: {:?}",
         profile.comments
     );
 

@@ -1,16 +1,20 @@
 //! CPU profiling: every thread of the process is sampled on `SIGPROF`, in proportion to the CPU
 //! time it uses, for as long as at least one window is open.
 //!
-//! Two engines sit behind one API ([`start`], [`CpuSession::finish`]):
-//! - [`Engine::ThreadTimer`], Linux on x86_64 and aarch64: one POSIX timer per thread on that
-//!   thread's CPU-time clock (`timer_create` with `SIGEV_THREAD_ID`, as Go since 1.18 and
-//!   async-profiler's `ctimer`), our own async-signal-safe handler, a preallocated lock-free ring,
-//!   and a collector thread that feeds every open window ([`timer`], [`handler`], [`ring`],
-//!   [`collector`]);
-//! - [`Engine::Setitimer`], everywhere else or when per-thread timers are refused: pprof-rs's
-//!   process-wide `setitimer`, tick-bound and one window at a time ([`setitimer`]).
+//! Three engines sit behind one API ([`start`], [`CpuSession::finish`]), tried in this order:
+//! - [`Engine::PerfEvent`], Linux on x86_64 and aarch64: one perf event per thread on the
+//!   software CPU clock, signalling that thread (as async-profiler's `cpu` mode);
+//! - [`Engine::ThreadTimer`], the same platforms where perf events are refused: one POSIX timer
+//!   per thread on its CPU-time clock (`timer_create` with `SIGEV_THREAD_ID`, as Go since 1.18 and
+//!   async-profiler's `ctimer`).
 //!
-//! The variable `PYROMETER_CPU_ENGINE` (`timer` or `setitimer`), or [`start_with`], forces one.
+//!   Both share our own async-signal-safe handler, a preallocated lock-free ring and a collector
+//!   thread that feeds every open window ([`per_thread`]);
+//! - [`Engine::Setitimer`], everywhere else or when both are refused: pprof-rs's process-wide
+//!   `setitimer`, tick-bound and one window at a time ([`setitimer`]).
+//!
+//! The variable `PYROMETER_CPU_ENGINE` (`perf`, `timer` or `setitimer`), or [`start_with`],
+//! forces one.
 //! Everything that allocates (symbolizing, building the [`Profile`]) happens after a window
 //! closes, never in signal context.
 //!
@@ -20,25 +24,10 @@
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
-mod collector;
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-mod handler;
+mod per_thread;
 mod report;
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-mod ring;
 mod session;
 mod setitimer;
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-mod timer;
 
 use std::fmt;
 use std::str::FromStr;
@@ -56,6 +45,9 @@ pub const ENGINE_VARIABLE: &str = "PYROMETER_CPU_ENGINE";
 /// How the process is sampled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
+    /// Per-thread perf events on the software CPU clock (`perf_event_open`), Linux on x86_64
+    /// and aarch64.
+    PerfEvent,
     /// Per-thread CPU-time timers (`timer_create`), Linux on x86_64 and aarch64.
     ThreadTimer,
     /// pprof-rs's process-wide `setitimer(ITIMER_PROF)`: portable, tick-bound, one window.
@@ -66,13 +58,17 @@ impl Engine {
     /// The name `PYROMETER_CPU_ENGINE` takes and profiles' comments show.
     pub fn name(self) -> &'static str {
         match self {
+            Engine::PerfEvent => "perf",
             Engine::ThreadTimer => "timer",
             Engine::Setitimer => "setitimer",
         }
     }
 
-    fn description(self) -> &'static str {
+    pub(crate) fn description(self) -> &'static str {
         match self {
+            Engine::PerfEvent => {
+                "per-thread perf events on the software CPU clock (perf_event_open)"
+            }
             Engine::ThreadTimer => "per-thread CPU-time timers (timer_create, SIGEV_THREAD_ID)",
             Engine::Setitimer => "process-wide setitimer(ITIMER_PROF) through pprof-rs",
         }
@@ -90,10 +86,11 @@ impl FromStr for Engine {
 
     fn from_str(s: &str) -> Result<Self, CpuError> {
         match s {
+            "perf" => Ok(Engine::PerfEvent),
             "timer" => Ok(Engine::ThreadTimer),
             "setitimer" => Ok(Engine::Setitimer),
             other => Err(CpuError::Engine(format!(
-                "{ENGINE_VARIABLE}={other:?} is not an engine: use timer or setitimer"
+                "{ENGINE_VARIABLE}={other:?} is not an engine: use perf, timer or setitimer"
             ))),
         }
     }
@@ -128,19 +125,3 @@ impl fmt::Display for CpuError {
 }
 
 impl std::error::Error for CpuError {}
-
-/// `CLOCK_MONOTONIC` in nanoseconds: the clock samples and windows are stamped with.
-/// Async-signal-safe.
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-fn monotonic_ns() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
-}

@@ -8,6 +8,7 @@
 //! one-window [`Engine::Setitimer`], is refused with [`CpuError::Busy`], which says when the last
 //! open window ends.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -15,28 +16,40 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
-use std::sync::Arc;
-
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-use super::collector::{Collector, Window};
+use super::per_thread::{Clock, Collector, Window};
 use super::report::{self, Stack, Timing};
 use super::setitimer::Setitimer;
 use super::{CpuError, Engine, DEFAULT_FREQUENCY, ENGINE_VARIABLE, MAX_FREQUENCY};
 use crate::profile::Profile;
 use crate::symbolize::Symbolizer;
 
-/// The running engine and its open windows.
-struct Running {
-    engine: Engine,
-    frequency: u32,
+/// What samples while windows are open.
+enum Sampler {
+    /// A per-thread engine's collector, which every window joins.
     #[cfg(all(
         target_os = "linux",
         any(target_arch = "x86_64", target_arch = "aarch64")
     ))]
-    collector: Option<Collector>,
+    PerThread(Collector),
+    /// pprof-rs, whose one window holds the profiler itself.
+    Setitimer,
+}
+
+/// An open window's hold on what samples it.
+enum Open {
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    Window(std::sync::Arc<Window>),
+    Setitimer(Setitimer),
+}
+
+/// The running engine and its open windows.
+struct Running {
+    engine: Engine,
+    frequency: u32,
+    sampler: Sampler,
     /// Planned ends of the open windows, by window id.
     windows: Vec<(u64, Instant)>,
     /// Why the preferred engine is not the one running, if it is not.
@@ -44,7 +57,7 @@ struct Running {
 }
 
 static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
-static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 fn running() -> MutexGuard<'static, Option<Running>> {
     RUNNING.lock().unwrap_or_else(|e| e.into_inner())
@@ -71,8 +84,8 @@ fn ends_in(running: &Running) -> Duration {
 }
 
 /// Opens a window sampling every thread `frequency` times per second of its CPU time, on the
-/// engine `PYROMETER_CPU_ENGINE` names or else the best this platform has. `window` is how long
-/// the caller means to keep it open (used only to tell others when the engine will be free).
+/// engine `PYROMETER_CPU_ENGINE` names or else the best this platform allows. `window` is how
+/// long the caller means to keep it open (used only to tell others when the engine will be free).
 pub fn start(frequency: u32, window: Duration) -> Result<CpuSession, CpuError> {
     let engine = match std::env::var(ENGINE_VARIABLE) {
         Ok(name) if !name.is_empty() => Some(name.parse()?),
@@ -81,7 +94,7 @@ pub fn start(frequency: u32, window: Duration) -> Result<CpuSession, CpuError> {
     start_with(engine, frequency, window)
 }
 
-/// [`start`] on a given engine (`None`: the best this platform has).
+/// [`start`] on a given engine (`None`: the best this platform allows).
 pub fn start_with(
     engine: Option<Engine>,
     frequency: u32,
@@ -92,144 +105,111 @@ pub fn start_with(
         "frequency is validated by callers"
     );
     let mut state = running();
-    let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let end = Instant::now() + window;
     let opened_at = SystemTime::now();
-    if let Some(running) = state.as_mut() {
-        let joins = running.engine != Engine::Setitimer
-            && engine.map_or(true, |e| e == running.engine)
-            && (frequency == running.frequency || frequency == DEFAULT_FREQUENCY);
-        if !joins {
-            return Err(CpuError::Busy {
-                frequency: running.frequency,
-                ends_in: ends_in(running),
-            });
+    let (running, open) = match state.as_mut() {
+        Some(running) => {
+            let joins = running.engine != Engine::Setitimer
+                && engine.map_or(true, |e| e == running.engine)
+                && (frequency == running.frequency || frequency == DEFAULT_FREQUENCY);
+            if !joins {
+                return Err(CpuError::Busy {
+                    frequency: running.frequency,
+                    ends_in: ends_in(running),
+                });
+            }
+            let open = join(&running.sampler);
+            (running, open)
         }
-        running.windows.push((id, end));
-        return Ok(CpuSession {
-            id,
-            engine: running.engine,
-            frequency: running.frequency,
-            asked: frequency,
-            fallback: running.fallback.clone(),
-            opened_at,
-            open: Some(open_window(running)),
-        });
-    }
-
-    let (engine, open, fallback, new) = start_engine(engine, frequency)?;
-    let mut new = Running {
-        engine,
-        frequency,
-        #[cfg(all(
-            target_os = "linux",
-            any(target_arch = "x86_64", target_arch = "aarch64")
-        ))]
-        collector: new,
-        windows: vec![(id, end)],
-        fallback: fallback.clone(),
+        None => {
+            let (started, open) = start_engine(engine, frequency)?;
+            (state.insert(started), open)
+        }
     };
-    #[cfg(not(all(
-        target_os = "linux",
-        any(target_arch = "x86_64", target_arch = "aarch64")
-    )))]
-    let _: Option<()> = new;
-    let open = open.unwrap_or_else(|| open_window(&mut new));
-    *state = Some(new);
+    running.windows.push((id, end));
     Ok(CpuSession {
         id,
-        engine,
-        frequency,
+        engine: running.engine,
+        frequency: running.frequency,
         asked: frequency,
-        fallback,
+        fallback: running.fallback.clone(),
         opened_at,
         open: Some(open),
     })
 }
 
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-type NewCollector = Option<Collector>;
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-)))]
-type NewCollector = Option<()>;
-
-/// Starts `wanted`, or the best engine there is: the timer engine, falling back to setitimer when
-/// it is refused. Returns the engine, the window when the engine is a one-window one, why the
-/// preferred engine was not used, and the collector when the engine has one.
-fn start_engine(
-    wanted: Option<Engine>,
-    frequency: u32,
-) -> Result<(Engine, Option<Open>, Option<String>, NewCollector), CpuError> {
+/// Starts `wanted`, or the best engine there is: perf events, else per-thread timers, else
+/// setitimer, and opens the first window on it.
+fn start_engine(wanted: Option<Engine>, frequency: u32) -> Result<(Running, Open), CpuError> {
+    let running = |engine, sampler, fallback| Running {
+        engine,
+        frequency,
+        sampler,
+        windows: Vec::new(),
+        fallback,
+    };
     #[cfg(all(
         target_os = "linux",
         any(target_arch = "x86_64", target_arch = "aarch64")
     ))]
-    let fallback = match wanted {
-        Some(Engine::Setitimer) => None,
-        _ => match Collector::start(frequency) {
-            Ok(collector) => return Ok((Engine::ThreadTimer, None, None, Some(collector))),
-            Err(e) if wanted.is_some() => {
-                return Err(CpuError::Engine(format!(
-                    "per-thread CPU timers were refused: {e}"
-                )))
+    let fallback = {
+        let candidates: &[(Engine, Clock)] = match wanted {
+            None => &[
+                (Engine::PerfEvent, Clock::PerfEvent),
+                (Engine::ThreadTimer, Clock::Timer),
+            ],
+            Some(Engine::PerfEvent) => &[(Engine::PerfEvent, Clock::PerfEvent)],
+            Some(Engine::ThreadTimer) => &[(Engine::ThreadTimer, Clock::Timer)],
+            Some(Engine::Setitimer) => &[],
+        };
+        let mut refused = Vec::new();
+        for &(engine, clock) in candidates {
+            match Collector::start(clock, frequency) {
+                Ok(collector) => {
+                    let fallback = (!refused.is_empty()).then(|| refused.join("; "));
+                    let sampler = Sampler::PerThread(collector);
+                    let open = join(&sampler);
+                    return Ok((running(engine, sampler, fallback), open));
+                }
+                Err(e) => refused.push(format!("{} refused: {e}", engine.description())),
             }
-            Err(e) => Some(format!("per-thread CPU timers were refused ({e})")),
-        },
+        }
+        if wanted.is_some() && !refused.is_empty() {
+            return Err(CpuError::Engine(refused.join("; ")));
+        }
+        (!refused.is_empty()).then(|| refused.join("; "))
     };
     #[cfg(not(all(
         target_os = "linux",
         any(target_arch = "x86_64", target_arch = "aarch64")
     )))]
     let fallback = match wanted {
-        Some(Engine::ThreadTimer) => {
-            return Err(CpuError::Engine(
-                "the timer engine needs Linux on x86_64 or aarch64".into(),
-            ))
+        Some(engine @ (Engine::PerfEvent | Engine::ThreadTimer)) => {
+            return Err(CpuError::Engine(format!(
+                "the {engine} engine needs Linux on x86_64 or aarch64"
+            )))
         }
         Some(Engine::Setitimer) => None,
-        None => Some("per-thread CPU timers need Linux on x86_64 or aarch64".to_string()),
+        None => Some("per-thread clocks need Linux on x86_64 or aarch64".to_string()),
     };
-    let setitimer = Setitimer::start(frequency)?;
+    let open = Open::Setitimer(Setitimer::start(frequency)?);
     Ok((
-        Engine::Setitimer,
-        Some(Open::Setitimer(setitimer)),
-        fallback,
-        None,
+        running(Engine::Setitimer, Sampler::Setitimer, fallback),
+        open,
     ))
 }
 
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-fn open_window(running: &mut Running) -> Open {
-    let collector = running
-        .collector
-        .as_ref()
-        .expect("only the timer engine opens windows on a running engine");
-    Open::Window(collector.open())
-}
-
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-)))]
-fn open_window(_: &mut Running) -> Open {
-    unreachable!("the setitimer engine is never joined")
-}
-
-enum Open {
-    #[cfg(all(
-        target_os = "linux",
-        any(target_arch = "x86_64", target_arch = "aarch64")
-    ))]
-    Window(Arc<Window>),
-    Setitimer(Setitimer),
+/// Opens a window on a running per-thread engine.
+fn join(sampler: &Sampler) -> Open {
+    match sampler {
+        #[cfg(all(
+            target_os = "linux",
+            any(target_arch = "x86_64", target_arch = "aarch64")
+        ))]
+        Sampler::PerThread(collector) => Open::Window(collector.open()),
+        Sampler::Setitimer => unreachable!("the setitimer engine serves one window"),
+    }
 }
 
 /// An open CPU window. Dropping it closes the window and discards what it collected; the engine
@@ -284,11 +264,9 @@ impl CpuSession {
                 any(target_arch = "x86_64", target_arch = "aarch64")
             ))]
             Open::Window(window) => {
-                let collected = close(self.id, |r| {
-                    r.collector
-                        .as_ref()
-                        .expect("the timer engine has a collector")
-                        .close(&window)
+                let collected = close(self.id, |sampler| match sampler {
+                    Sampler::PerThread(collector) => collector.close(&window),
+                    Sampler::Setitimer => unreachable!("a window is on a per-thread engine"),
                 });
                 if collected.lost > 0 {
                     comments.push(format!(
@@ -310,7 +288,11 @@ impl CpuSession {
                     })
                     .collect();
                 let timing = Timing {
-                    start_nanos: nanos_since_epoch(self.opened_at),
+                    start_nanos: self
+                        .opened_at
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap_or(Duration::ZERO)
+                        .as_nanos() as i64,
                     duration: self.opened_at.elapsed().unwrap_or(Duration::ZERO),
                 };
                 (stacks, timing)
@@ -337,13 +319,11 @@ impl Drop for CpuSession {
                 target_os = "linux",
                 any(target_arch = "x86_64", target_arch = "aarch64")
             ))]
-            Some(Open::Window(window)) => {
-                close(self.id, |r| {
-                    if let Some(collector) = &r.collector {
-                        collector.close(&window);
-                    }
-                });
-            }
+            Some(Open::Window(window)) => close(self.id, |sampler| {
+                if let Sampler::PerThread(collector) = sampler {
+                    collector.close(&window);
+                }
+            }),
             Some(Open::Setitimer(setitimer)) => {
                 drop(setitimer);
                 close(self.id, |_| ());
@@ -352,20 +332,15 @@ impl Drop for CpuSession {
     }
 }
 
-/// Runs `with` on the running engine, forgets window `id`, and stops the engine if it was the last.
-fn close<T>(id: u64, with: impl FnOnce(&Running) -> T) -> T {
+/// Runs `with` on the running sampler, forgets window `id`, and stops the engine if it was the
+/// last window.
+fn close<T>(id: u64, with: impl FnOnce(&Sampler) -> T) -> T {
     let mut state = running();
     let running = state.as_mut().expect("an open window has a running engine");
-    let result = with(running);
+    let result = with(&running.sampler);
     running.windows.retain(|(w, _)| *w != id);
     if running.windows.is_empty() {
         *state = None;
     }
     result
-}
-
-fn nanos_since_epoch(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_nanos() as i64
 }

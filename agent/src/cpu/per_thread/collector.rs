@@ -1,4 +1,4 @@
-//! The Linux engine's collector: one thread that keeps the timers in step with the process's
+//! The Linux engines' collector: one thread that keeps the per-thread clocks in step with the process's
 //! threads and drains the ring into every open window.
 //!
 //! One engine feeds every window, as span windows work: a window is a time range and a table of
@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::ring::{self, Sample};
-use super::timer::ThreadTimers;
+use super::threads::{Clock, ThreadClocks};
 use super::{handler, monotonic_ns};
 
 /// How often threads are rescanned and the ring drained.
@@ -62,11 +62,11 @@ pub(crate) struct Collector {
 }
 
 impl Collector {
-    /// Installs the handler and arms a timer on every thread. Fails if timers are refused.
-    pub fn start(frequency: u32) -> io::Result<Collector> {
-        handler::activate()?;
-        let mut timers = ThreadTimers::new(frequency);
-        if let Err(e) = timers.scan() {
+    /// Installs the handler and arms `clock` on every thread. Fails if the clock is refused.
+    pub fn start(clock: Clock, frequency: u32) -> io::Result<Collector> {
+        handler::activate(clock)?;
+        let mut clocks = ThreadClocks::new(clock, frequency);
+        if let Err(e) = clocks.scan() {
             handler::deactivate();
             return Err(e);
         }
@@ -79,7 +79,7 @@ impl Collector {
             .name("pyrometer-cpu".into())
             .spawn({
                 let shared = shared.clone();
-                move || collect(&shared, timers)
+                move || collect(&shared, clocks)
             })
             .inspect_err(|_| handler::deactivate())?;
         Ok(Collector {
@@ -126,14 +126,14 @@ impl Drop for Collector {
     }
 }
 
-fn collect(shared: &Shared, mut timers: ThreadTimers) {
+fn collect(shared: &Shared, mut clocks: ThreadClocks) {
     while !shared.stop.load(Ordering::Acquire) {
         std::thread::park_timeout(PASS);
         drain(shared, &mut lock(&shared.drain));
-        // A failed rescan keeps the timers there are; the next pass tries again.
-        let _ = timers.scan();
+        // A failed rescan keeps the clocks there are; the next pass tries again.
+        let _ = clocks.scan();
     }
-    // Dropping the timers deletes them.
+    // Dropping the clocks removes them.
 }
 
 fn drain(shared: &Shared, state: &mut Drain) {

@@ -15,20 +15,28 @@
 //! - ignores signals that are not ours (no timer cookie) and any that arrive while no profile runs.
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::ring;
+use super::threads::Clock;
 
-/// Set while a Linux engine's timers are armed; the handler does nothing otherwise.
-static ACTIVE: AtomicBool = AtomicBool::new(false);
+const OFF: u8 = 0;
+const TIMER: u8 = 1;
+const PERF_EVENT: u8 = 2;
+
+/// Which clock's signals the handler records while a Linux engine runs; OFF otherwise.
+static ACTIVE: AtomicU8 = AtomicU8::new(OFF);
 
 /// Carried in every timer signal's `sigval`, so signals from other senders are told apart.
 pub(crate) const COOKIE: usize = 0x7079_726f_6d65_7472; // "pyrometr"
 
 /// `si_code` of a signal sent by a POSIX timer.
 const SI_TIMER: i32 = -2;
+/// `si_code` of a signal sent for a perf event's overflow (through `F_SETSIG`).
+const POLL_IN: i32 = 1;
 
-/// The head of a `siginfo_t` as the kernel fills it for a POSIX timer.
+/// The head of a `siginfo_t` as the kernel fills it for a POSIX timer (`overrun` and `value`
+/// mean nothing for other senders).
 #[repr(C)]
 struct TimerSiginfo {
     signo: i32,
@@ -41,8 +49,9 @@ struct TimerSiginfo {
     value: usize,
 }
 
-/// Installs the handler (again: the setitimer engine replaces it while it runs) and lets it record.
-pub(crate) fn activate() -> std::io::Result<()> {
+/// Installs the handler (again: the setitimer engine replaces it while it runs) and lets it record
+/// the signals of `clock`.
+pub(crate) fn activate(clock: Clock) -> std::io::Result<()> {
     ring::get_or_init();
     // SAFETY: a zeroed sigaction is valid; the handler has the SA_SIGINFO signature.
     unsafe {
@@ -54,33 +63,36 @@ pub(crate) fn activate() -> std::io::Result<()> {
             return Err(std::io::Error::last_os_error());
         }
     }
-    ACTIVE.store(true, Ordering::Release);
+    let active = match clock {
+        Clock::Timer => TIMER,
+        Clock::PerfEvent => PERF_EVENT,
+    };
+    ACTIVE.store(active, Ordering::Release);
     Ok(())
 }
 
 /// Stops recording. The handler stays installed: a signal still queued when the timers are deleted
 /// must find it (`SIGPROF`'s default action ends the process).
 pub(crate) fn deactivate() {
-    ACTIVE.store(false, Ordering::Release);
+    ACTIVE.store(OFF, Ordering::Release);
 }
 
 extern "C" fn on_sigprof(_signal: i32, info: *mut libc::siginfo_t, context: *mut c_void) {
     // SAFETY: errno is this thread's; saved and restored around everything else.
     let errno = unsafe { *libc::__errno_location() };
-    if ACTIVE.load(Ordering::Acquire) {
-        // SAFETY: the kernel passes valid siginfo and ucontext pointers to SA_SIGINFO handlers.
-        unsafe { record(&*(info as *const TimerSiginfo), context) };
-    }
+    // SAFETY: the kernel passes valid siginfo and ucontext pointers to SA_SIGINFO handlers.
+    unsafe { record(&*(info as *const TimerSiginfo), context) };
     unsafe { *libc::__errno_location() = errno };
 }
 
 unsafe fn record(info: &TimerSiginfo, context: *mut c_void) {
-    if info.code != SI_TIMER || info.value != COOKIE {
-        return;
-    }
+    let weight = match ACTIVE.load(Ordering::Acquire) {
+        TIMER if info.code == SI_TIMER && info.value == COOKIE => 1 + info.overrun.max(0) as u32,
+        PERF_EVENT if info.code == POLL_IN => 1,
+        _ => return,
+    };
     let Some(ring) = ring::get() else { return };
     let pc = interrupted_pc(context);
-    let weight = 1 + info.overrun.max(0) as u32;
     ring.write(weight, |sample| {
         sample.tid = libc::syscall(libc::SYS_gettid) as i32;
         sample.time_ns = super::monotonic_ns();
