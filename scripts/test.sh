@@ -8,3 +8,5 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# The endpoints merged into an axum app need the optional `axum` feature.
+cargo test -p pyrometer --features axum --test router_http --locked

@@ -6,20 +6,22 @@
 //! depend on it.
 
 use std::fmt;
-use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::net::SocketAddr;
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use axum::Router;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
-use crate::http::{self, HttpConfig};
+use crate::http::{self, HttpConfig, Shared};
 use crate::server;
 use crate::spans::DiagnoseConfig;
 
 /// The address the standalone server binds unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:6060";
 
-/// Entry point: `Agent::builder().start()?`.
+/// Entry point: `Agent::builder().start_or_log()`, or `.start()` to handle the error yourself.
 pub struct Agent;
 
 impl Agent {
@@ -49,7 +51,7 @@ pub enum StartError {
     },
     /// The address is reachable from other hosts and no token is set.
     TokenRequired(SocketAddr),
-    /// Binding the listener failed (address in use, no permission).
+    /// Binding the listener failed (address in use, no permission, not an address of this host).
     Bind(SocketAddr, std::io::Error),
     /// The server thread could not be started.
     Runtime(std::io::Error),
@@ -102,9 +104,11 @@ impl AgentBuilder {
         self
     }
 
-    /// The endpoints as a Router to merge into the service's own app. The app may be reachable
-    /// from anywhere, so a token is required; see [`AgentBuilder::router_without_token`].
-    pub fn router(self) -> Result<Router, StartError> {
+    /// The endpoints as an axum 0.8 Router to merge into the service's own app (feature `axum`).
+    /// The app may be reachable from anywhere, so a token is required; see
+    /// [`AgentBuilder::router_without_token`].
+    #[cfg(feature = "axum")]
+    pub fn router(self) -> Result<axum::Router, StartError> {
         let (_, config) = self.resolve()?;
         if config.token.is_none() {
             return Err(StartError::Config {
@@ -118,41 +122,44 @@ impl AgentBuilder {
         Ok(http::router(config))
     }
 
-    /// The endpoints as a Router with no token check, for an app that only listens on loopback.
-    pub fn router_without_token(self) -> Result<Router, StartError> {
+    /// The endpoints as an axum 0.8 Router with no token check, for an app that only listens on
+    /// loopback (feature `axum`).
+    #[cfg(feature = "axum")]
+    pub fn router_without_token(self) -> Result<axum::Router, StartError> {
         Ok(http::router(self.resolve()?.1))
     }
 
     /// Binds the listener and starts serving on a thread of the agent's own.
+    ///
+    /// Every way this can fail is a [`StartError`] whose `Display` is one line saying what to
+    /// change; nothing is left running. A service that must not depend on its profiler should
+    /// use [`AgentBuilder::start_or_log`] or log the error and carry on.
     pub fn start(self) -> Result<AgentHandle, StartError> {
         let (addr, config) = self.resolve()?;
         if !addr.ip().is_loopback() && config.token.is_none() {
             return Err(StartError::TokenRequired(addr));
         }
-        let listener = StdTcpListener::bind(addr).map_err(|e| StartError::Bind(addr, e))?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| StartError::Bind(addr, e))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| StartError::Bind(addr, e))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .thread_name("pyrometer-blocking")
-            .max_blocking_threads(2)
-            .build()
-            .map_err(StartError::Runtime)?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = http::router(config);
+        let (ready, started) = mpsc::sync_channel(1);
+        let shared = Shared::new(config);
+        // The runtime is built, and dropped, on the server thread only: the caller is often inside
+        // its own runtime, where dropping another one panics.
         let thread = std::thread::Builder::new()
             .name("pyrometer-http".into())
             .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                let (runtime, listener) = match runtime_and_listener(addr) {
+                    Ok((runtime, listener, local_addr)) => {
+                        let _ = ready.send(Ok(local_addr));
+                        (runtime, listener)
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
                         return;
-                    };
+                    }
+                };
+                runtime.block_on(async move {
                     tokio::select! {
-                        _ = server::serve(listener, app) => {}
+                        _ = server::serve(listener, shared) => {}
                         _ = stopped => {}
                     }
                 });
@@ -160,11 +167,41 @@ impl AgentBuilder {
                 drop(runtime);
             })
             .map_err(StartError::Runtime)?;
+        let local_addr = match started.recv() {
+            Ok(Ok(local_addr)) => local_addr,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(StartError::Runtime(std::io::Error::other(
+                    "the server thread ended before it was ready",
+                )));
+            }
+        };
         Ok(AgentHandle {
             local_addr,
             stop: Some(stop),
             thread: Some(thread),
         })
+    }
+
+    /// Starts the agent, or logs in one line why the profiler is off and returns `None`: the
+    /// service runs either way. The line goes to `tracing` at WARN when the process has a global
+    /// subscriber, to standard error otherwise.
+    pub fn start_or_log(self) -> Option<AgentHandle> {
+        match self.start() {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                if tracing::dispatcher::has_been_set() {
+                    tracing::warn!("pyrometer: profiler off: {e}");
+                } else {
+                    eprintln!("pyrometer: profiler off: {e}");
+                }
+                None
+            }
+        }
     }
 
     /// Applies the environment over what was set in code.
@@ -202,6 +239,39 @@ impl AgentBuilder {
             },
         ))
     }
+}
+
+/// The server thread's runtime, and a listener registered with it.
+fn runtime_and_listener(
+    addr: SocketAddr,
+) -> Result<(Runtime, TcpListener, SocketAddr), StartError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("pyrometer-blocking")
+        .max_blocking_threads(2)
+        .build()
+        .map_err(StartError::Runtime)?;
+    let listener = {
+        let _runtime = runtime.enter();
+        listen(addr).map_err(|e| StartError::Bind(addr, e))?
+    };
+    let local_addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Bind(addr, e))?;
+    Ok((runtime, listener, local_addr))
+}
+
+/// A listener on `addr` with `SO_REUSEADDR`, so that a restarted service can bind again while
+/// connections of its previous instance linger in `TIME_WAIT`. (std sets it too on Unix; here
+/// it is explicit, and tested.)
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// The running standalone server. Dropping it stops the server and any profile it is taking.

@@ -12,8 +12,9 @@
 //! then `curl -o cpu.pb.gz 'http://127.0.0.1:6060/debug/pprof/profile?seconds=30'`.
 //!
 //! The crate is split by concern: [`profile`] (the model and its codecs, always built, and all the
-//! viewer uses), `cpu` (the sampling engine), and `http` (the endpoints and the server). The runtime
-//! parts sit behind the default features `cpu` and `http`.
+//! viewer uses), `cpu` (the sampling engine), and `http` (the endpoints and the server, on hyper).
+//! The runtime parts sit behind the default features `cpu` and `http`; the optional feature `axum`
+//! adds `AgentBuilder::router()`, the endpoints as an axum 0.8 Router to merge into an app.
 
 pub mod profile;
 

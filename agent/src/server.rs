@@ -1,6 +1,6 @@
 //! The standalone server's accept loop.
 //!
-//! Why not `axum::serve`: hyper notices a client that went away only when it happens to poll the
+//! Why not a framework's `serve`: hyper notices a client that went away only when it happens to poll the
 //! socket, which it does not reliably do while a handler is pending, so a `curl` killed during a
 //! 30-second window left the profiler taken (and every other client refused) until the window
 //! ended. Here each connection is served next to a watcher that peeks at the socket every 100 ms;
@@ -8,18 +8,22 @@
 //! is dropped at once. A client that half-closes its side after sending a request is treated as
 //! gone, as hyper itself does by default.
 
+use std::convert::Infallible;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use axum::Router;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::http::{self, Shared};
 
 const WATCH_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Serves `app` on `listener` until the future is dropped.
-pub(crate) async fn serve(listener: TcpListener, app: Router) {
+/// Serves the endpoints on `listener` until the future is dropped.
+pub(crate) async fn serve(listener: TcpListener, shared: Shared) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -29,13 +33,18 @@ pub(crate) async fn serve(listener: TcpListener, app: Router) {
                 continue;
             }
         };
-        tokio::spawn(serve_connection(stream, app.clone()));
+        tokio::spawn(serve_connection(stream, shared.clone()));
     }
 }
 
-async fn serve_connection(stream: TcpStream, app: Router) {
+async fn serve_connection(stream: TcpStream, shared: Shared) {
     let fd = stream.as_raw_fd();
-    let service = TowerToHyperService::new(app);
+    let service = service_fn(move |request: Request<Incoming>| {
+        let shared = shared.clone();
+        // No endpoint reads a body: it is dropped here rather than held for a whole window.
+        let (head, _) = request.into_parts();
+        async move { Ok::<_, Infallible>(http::handle(&shared, &head).await) }
+    });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))

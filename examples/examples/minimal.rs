@@ -7,12 +7,15 @@
 //! ```
 //!
 //! The service listens on `MINIMAL_ADDR` (default 127.0.0.1:3000), the agent on `PYROMETER_ADDR`
-//! (default 127.0.0.1:6060). Unless started with `--no-load`, it also sends itself a steady trickle of requests over
-//! loopback, so that a profile taken right away shows the request path rather than an idle process.
+//! (default 127.0.0.1:6060). Unless started with `--no-load`, it also sends itself a steady trickle
+//! of requests over loopback, so that a profile taken right away shows the request path rather
+//! than an idle process. If the profiler cannot start (its port is taken, say), one line on
+//! standard error says why, and the service runs without it.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::extract::Query;
@@ -71,18 +74,44 @@ async fn self_load(addr: SocketAddr) {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // The one line: serves /debug/pprof/ on 127.0.0.1:6060 (or PYROMETER_ADDR) until dropped.
-    let agent = pyrometer::Agent::builder().start()?;
+async fn main() -> ExitCode {
+    // The one line: serves /debug/pprof/ on 127.0.0.1:6060 (or PYROMETER_ADDR) until dropped. If
+    // the profiler cannot start, it says why in one line and the service runs without it.
+    let agent = pyrometer::Agent::builder().start_or_log();
 
+    match serve(agent.as_ref().map(|a| a.local_addr())).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("minimal: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(profiler: Option<SocketAddr>) -> Result<(), String> {
     let app = Router::new().route("/work", get(work));
     let listen = std::env::var("MINIMAL_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_string());
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| format!("cannot listen on {listen} (set MINIMAL_ADDR to change it): {e}"))?;
-    let addr = listener.local_addr()?;
-    let profiler = agent.local_addr();
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("service:  http://{addr}/work?items=20000");
+    match profiler {
+        Some(profiler) => print_profiler_help(profiler),
+        None => println!("profiler: off"),
+    }
+    if !std::env::args().any(|a| a == "--no-load") {
+        println!(
+            "\n(sending itself requests so that profiles show work; --no-load turns this off)"
+        );
+        tokio::spawn(self_load(addr));
+    }
+    axum::serve(listener, app)
+        .await
+        .map_err(|e| format!("serving on {addr} failed: {e}"))
+}
+
+fn print_profiler_help(profiler: SocketAddr) {
     println!("profiler: http://{profiler}/debug/pprof/");
     println!();
     println!("try:");
@@ -91,12 +120,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  go tool pprof -top cpu.pb.gz");
     println!("  curl -o allocs.svg 'http://{profiler}/debug/pprof/allocs?seconds=10&format=svg'");
     println!("  cargo run --release -p pyrometer-viewer -- flamegraph cpu.pb.gz -o cpu-local.svg");
-    if !std::env::args().any(|a| a == "--no-load") {
-        println!(
-            "\n(sending itself requests so that profiles show work; --no-load turns this off)"
-        );
-        tokio::spawn(self_load(addr));
-    }
-    axum::serve(listener, app).await?;
-    Ok(())
 }

@@ -2,20 +2,14 @@
 
 use std::time::Duration;
 
-use axum::extract::{RawQuery, State};
-use axum::response::Response;
-
 use super::error::ApiError;
-use super::{process_name, respond, Params, Shared};
+use super::{process_name, respond, Params, Response, Shared};
 use crate::cpu::{self, CpuError, MAX_FREQUENCY};
 
 const PARAMS: &[&str] = &["seconds", "frequency", "format", "threads"];
 
-pub async fn profile(
-    State(shared): State<Shared>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref(), PARAMS)?;
+pub(super) async fn profile(shared: &Shared, query: Option<&str>) -> Result<Response, ApiError> {
+    let params = Params::parse(query, PARAMS)?;
     let seconds = params.number("seconds", 30, 1..=shared.config.max_seconds)?;
     let frequency = params.number("frequency", 99, 1..=u64::from(MAX_FREQUENCY))? as u32;
     let format = params.format()?;

@@ -1,8 +1,10 @@
 //! Failures as go tool pprof expects them: a one-line text/plain body, a fitting status, and the
 //! header `X-Go-Pprof: 1` (which tells go tool pprof to print the body instead of a parse error).
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, StatusCode};
+
+use super::response::{with_body, Response};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -40,19 +42,33 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
-}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    /// 404 for a path that is not an endpoint.
+    pub fn not_found(path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            format!("no such endpoint: {path}; see /debug/pprof/ for the list"),
+        )
+    }
+
+    /// 405 for anything but GET or HEAD: every endpoint only reads.
+    pub fn method_not_allowed(method: &Method, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{path} answers GET and HEAD, not {method}"),
+        )
+    }
+
+    /// The response: a one-line text body and the headers go tool pprof and browsers expect.
+    pub fn into_response(self) -> Response {
         let one_line = self.message.replace(['\n', '\r'], " ");
-        let mut response = (self.status, format!("{one_line}\n")).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
+        let mut response = with_body(
+            self.status,
+            "text/plain; charset=utf-8",
+            format!("{one_line}\n"),
         );
+        let headers = response.headers_mut();
         headers.insert("X-Go-Pprof", HeaderValue::from_static("1"));
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
@@ -61,6 +77,9 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(r#"Basic realm="pyrometer", charset="UTF-8""#),
             );
+        }
+        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         }
         response
     }

@@ -8,27 +8,18 @@
 //! the live heap grew or shrank. Several heap windows may run at once: each is just two copies of
 //! the sampler's running sums.
 
-use axum::extract::{RawQuery, State};
-use axum::response::Response;
-
 use super::error::ApiError;
-use super::Shared;
+use super::{Response, Shared};
 
 #[cfg(feature = "heap")]
 const PARAMS: &[&str] = &["seconds", "format", "sample_index"];
 
-pub async fn heap(
-    State(shared): State<Shared>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    serve(&shared, query, Kind::Heap).await
+pub(super) async fn heap(shared: &Shared, query: Option<&str>) -> Result<Response, ApiError> {
+    serve(shared, query, Kind::Heap).await
 }
 
-pub async fn allocs(
-    State(shared): State<Shared>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    serve(&shared, query, Kind::Allocs).await
+pub(super) async fn allocs(shared: &Shared, query: Option<&str>) -> Result<Response, ApiError> {
+    serve(shared, query, Kind::Allocs).await
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +29,7 @@ enum Kind {
 }
 
 #[cfg(not(feature = "heap"))]
-async fn serve(_: &Shared, _: Option<String>, _: Kind) -> Result<Response, ApiError> {
+async fn serve(_: &Shared, _: Option<&str>, _: Kind) -> Result<Response, ApiError> {
     Err(ApiError::not_enabled(
         "heap profiling is not built in: enable the `heap` feature of the pyrometer crate \
          (it is on by default) and install pyrometer::heap::SamplingAllocator",
@@ -46,13 +37,13 @@ async fn serve(_: &Shared, _: Option<String>, _: Kind) -> Result<Response, ApiEr
 }
 
 #[cfg(feature = "heap")]
-async fn serve(shared: &Shared, query: Option<String>, kind: Kind) -> Result<Response, ApiError> {
+async fn serve(shared: &Shared, query: Option<&str>, kind: Kind) -> Result<Response, ApiError> {
     use std::time::Duration;
 
     use super::{process_name, respond, Format, Params};
     use crate::heap::{self, Snapshot, SAMPLE_TYPES};
 
-    let params = Params::parse(query.as_deref(), PARAMS)?;
+    let params = Params::parse(query, PARAMS)?;
     // An empty value is what the index page's form sends for "now".
     let seconds = match params.get("seconds") {
         None | Some("") => None,

@@ -1,16 +1,21 @@
 //! `GET /debug/pprof/`: what can be taken, a form for each, and what it costs the service.
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use hyper::header::{self, HeaderValue};
+use hyper::StatusCode;
 
-use super::{process_name, Shared};
+use super::{process_name, with_body, Response, Shared};
 
-pub async fn redirect() -> Redirect {
-    Redirect::permanent("/debug/pprof/")
+/// `/debug/pprof` to `/debug/pprof/`, so that the page's relative form actions resolve.
+pub(super) fn redirect() -> Response {
+    let mut response = Response::default();
+    *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    response
+        .headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_static("/debug/pprof/"));
+    response
 }
 
-pub async fn page(State(shared): State<Shared>) -> Response {
+pub(super) fn page(shared: &Shared) -> Response {
     let max = shared.config.max_seconds;
     let cpu_state = match crate::cpu::busy_for() {
         Some(left) => format!("running, about {} s left", left.as_secs()),
@@ -80,5 +85,5 @@ code {{ background: #f4f4f4; padding: 0 .2em; }}
 </body></html>
 "#
     );
-    ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+    with_body(StatusCode::OK, "text/html; charset=utf-8", html)
 }

@@ -1,5 +1,7 @@
-//! The agent's HTTP endpoints, as an axum [`Router`] that can be served on its own listener (see
-//! [`crate::Agent`]) or merged into the service's own app.
+//! The agent's HTTP endpoints, on plain `http` types: served by the agent's own hyper server (see
+//! [`crate::Agent`]), or, with the `axum` feature, merged into the service's own axum app. No web
+//! framework is needed for seven read-only paths, so an app on another framework (or another axum
+//! version) gets none through the agent.
 //!
 //! Paths and conventions follow Go's net/http/pprof, which go tool pprof, Pyroscope, Parca and
 //! Grafana already speak. Every failure is a one-line text body with `X-Go-Pprof: 1`.
@@ -9,22 +11,24 @@ mod cpu;
 mod error;
 mod heap;
 mod index;
+#[cfg(feature = "axum")]
+mod merge;
 mod params;
+mod response;
+mod routes;
 mod spans;
 
 use std::sync::Arc;
 
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{middleware, Router};
-
-use crate::profile::flamegraph::{self, FlamegraphOptions};
-use crate::profile::{folded, pprof, Profile};
 use crate::spans::DiagnoseConfig;
 
 pub use error::ApiError;
+#[cfg(feature = "axum")]
+pub use merge::router;
 pub use params::{Format, Params};
+pub(crate) use response::{respond, with_body};
+pub use response::{Body, Response};
+pub(crate) use routes::handle;
 
 /// The longest window a request may ask for unless configured otherwise.
 pub const DEFAULT_MAX_SECONDS: u64 = 300;
@@ -55,35 +59,12 @@ pub(crate) struct Shared {
     config: Arc<HttpConfig>,
 }
 
-/// The `/debug/pprof/...` endpoints. Merge it into an app with `app.merge(router(config))`.
-pub fn router(config: HttpConfig) -> Router {
-    let shared = Shared {
-        config: Arc::new(config),
-    };
-    Router::new()
-        .route("/debug/pprof", get(index::redirect))
-        .route("/debug/pprof/", get(index::page))
-        .route("/debug/pprof/profile", get(cpu::profile))
-        .route("/debug/pprof/heap", get(heap::heap))
-        .route("/debug/pprof/allocs", get(heap::allocs))
-        .route("/debug/pprof/spans", get(spans::spans))
-        .route("/debug/pprof/diagnose", get(spans::diagnose))
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            shared.clone(),
-            auth::require_token,
-        ))
-        .with_state(shared)
-}
-
-async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::NOT_FOUND,
-        format!(
-            "no such endpoint: {}; see /debug/pprof/ for the list",
-            uri.path()
-        ),
-    )
+impl Shared {
+    pub(crate) fn new(config: HttpConfig) -> Shared {
+        Shared {
+            config: Arc::new(config),
+        }
+    }
 }
 
 /// The name of this program, for titles.
@@ -92,45 +73,4 @@ pub(crate) fn process_name() -> String {
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "process".to_string())
-}
-
-/// A profile in the asked-for format. `stem` names the downloaded file (`cpu` gives `cpu.pb.gz`).
-pub(crate) fn respond(
-    profile: &Profile,
-    format: Format,
-    sample_index: usize,
-    title: String,
-    stem: &str,
-) -> Result<Response, ApiError> {
-    let (body, content_type, filename) = match format {
-        Format::Pprof => (
-            pprof::encode(profile),
-            "application/octet-stream",
-            format!("{stem}.pb.gz"),
-        ),
-        Format::Folded => (
-            folded::write(profile, sample_index).into_bytes(),
-            "text/plain; charset=utf-8",
-            format!("{stem}.folded"),
-        ),
-        Format::Svg => {
-            let svg = flamegraph::render(profile, &FlamegraphOptions::new(title, sample_index))
-                .map_err(|e| {
-                    ApiError::internal(format!("rendering the flame graph failed: {e}"))
-                })?;
-            (svg, "image/svg+xml", format!("{stem}.svg"))
-        }
-    };
-    let disposition = match format {
-        Format::Svg => format!("inline; filename=\"{filename}\""),
-        _ => format!("attachment; filename=\"{filename}\""),
-    };
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(value) = HeaderValue::from_str(&disposition) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    Ok(response)
 }

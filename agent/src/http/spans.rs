@@ -3,12 +3,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{RawQuery, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use hyper::StatusCode;
 
 use super::error::ApiError;
-use super::{process_name, respond, Params, Shared};
+use super::{process_name, respond, with_body, Params, Response, Shared};
 use crate::spans::{self, report, Recording, Window};
 
 const SAMPLE_TYPES: &[&str] = &["wall", "busy", "waiting"];
@@ -22,14 +20,11 @@ async fn record(shared: &Shared, params: &Params) -> Result<(Recording, u64), Ap
     Ok((window.finish(), seconds))
 }
 
-pub async fn spans(
-    State(shared): State<Shared>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref(), &["seconds", "format", "sample_index"])?;
+pub(super) async fn spans(shared: &Shared, query: Option<&str>) -> Result<Response, ApiError> {
+    let params = Params::parse(query, &["seconds", "format", "sample_index"])?;
     let format = params.format()?;
     let index = params.sample_index(SAMPLE_TYPES, 0)?;
-    let (recording, seconds) = record(&shared, &params).await?;
+    let (recording, seconds) = record(shared, &params).await?;
     let started = SystemTime::now()
         .checked_sub(recording.duration)
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -51,13 +46,10 @@ pub async fn spans(
     respond(&profile, format, index, title, "spans")
 }
 
-pub async fn diagnose(
-    State(shared): State<Shared>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref(), &["seconds", "format"])?;
+pub(super) async fn diagnose(shared: &Shared, query: Option<&str>) -> Result<Response, ApiError> {
+    let params = Params::parse(query, &["seconds", "format"])?;
     let format = params.choice("format", &["text", "json", "html"], "text")?;
-    let (recording, _) = record(&shared, &params).await?;
+    let (recording, _) = record(shared, &params).await?;
     let config = shared.config.diagnose.clone();
     let report = tokio::task::spawn_blocking(move || spans::diagnose(&recording, &config))
         .await
@@ -67,14 +59,7 @@ pub async fn diagnose(
         "html" => (report::html(&report), "text/html; charset=utf-8"),
         _ => (report::text(&report), "text/plain; charset=utf-8"),
     };
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(with_body(StatusCode::OK, content_type, body))
 }
 
 /// For the index page.
