@@ -27,7 +27,7 @@ use pyrometer::cpu::{self, Engine};
 use pyrometer::profile::Profile;
 use support::{env_or, median, process_cpu_time, thread_cpu_time};
 
-const ENGINES: [Engine; 2] = [Engine::ThreadTimer, Engine::Setitimer];
+const ENGINES: [Engine; 3] = [Engine::PerfEvent, Engine::ThreadTimer, Engine::Setitimer];
 const RATES: [u32; 2] = [99, 999];
 const THREADS: [usize; 4] = [1, 2, 4, 8];
 
@@ -219,7 +219,7 @@ fn cost_table(rounds: usize, work: u64) {
         .chain(ENGINES.iter().flat_map(|&e| RATES.map(|r| Some((e, r)))))
         .collect();
     let mut results: Vec<Vec<Cost>> = configs.iter().map(|_| Vec::new()).collect();
-    cost_round(work / 10, Some((Engine::ThreadTimer, 99))); // warm up
+    cost_round(work / 10, Some((Engine::PerfEvent, 99))); // warm up
     for round in 0..rounds {
         // Rotate the order so no configuration always runs first after a pause.
         for k in 0..configs.len() {
@@ -260,7 +260,7 @@ fn main() {
         cost_table(env_or("COST_ROUNDS", 9), env_or("WORK", 400_000_000));
     } else {
         // `cargo test --benches`: once, quickly.
-        let f = fidelity_round(Engine::ThreadTimer, 999, 1, Duration::from_millis(100));
+        let f = fidelity_round(Engine::PerfEvent, 999, 1, Duration::from_millis(100));
         assert!(f.ratio > 0.0);
         cost_table(1, 1_000_000);
     }

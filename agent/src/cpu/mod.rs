@@ -33,7 +33,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use session::{busy_for, is_running, start, start_with, CpuSession};
+pub use session::{is_running, start, start_with, status, CpuSession, Status};
 
 /// The highest sampling rate accepted.
 pub const MAX_FREQUENCY: u32 = 1000;

@@ -68,9 +68,24 @@ pub fn is_running() -> bool {
     running().is_some()
 }
 
-/// How long until the last open window is planned to end, if one is open.
-pub fn busy_for() -> Option<Duration> {
-    running().as_ref().map(ends_in)
+/// What is sampling now, if any window is open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub engine: Engine,
+    pub frequency: u32,
+    /// Open windows.
+    pub windows: usize,
+    /// Until the last open window is planned to end.
+    pub ends_in: Duration,
+}
+
+pub fn status() -> Option<Status> {
+    running().as_ref().map(|r| Status {
+        engine: r.engine,
+        frequency: r.frequency,
+        windows: r.windows.len(),
+        ends_in: ends_in(r),
+    })
 }
 
 fn ends_in(running: &Running) -> Duration {
