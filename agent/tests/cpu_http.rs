@@ -382,8 +382,10 @@ fn answers_while_the_services_runtime_is_blocked() {
         .unwrap();
     let _lock = rt.block_on(PROFILER.lock());
     let (_agent, base) = start(loopback());
-    // The service's only worker is stuck in blocking code, as a badly written handler would be.
-    rt.spawn(async { std::thread::sleep(Duration::from_secs(6)) });
+    // The service's only worker is stuck in blocking code, as a badly written handler would be,
+    // for longer than a 1-s profile takes to come back even symbolized by a debug build on a
+    // loaded machine.
+    rt.spawn(async { std::thread::sleep(Duration::from_secs(12)) });
     std::thread::sleep(Duration::from_millis(100));
 
     let (tx, rx) = std::sync::mpsc::channel();
@@ -397,7 +399,7 @@ fn answers_while_the_services_runtime_is_blocked() {
         tx.send(response).unwrap();
     });
     let response = rx
-        .recv_timeout(Duration::from_secs(4))
+        .recv_timeout(Duration::from_secs(10))
         .expect("the agent answers while the service's runtime is blocked");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     rt.shutdown_background();

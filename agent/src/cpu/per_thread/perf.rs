@@ -1,11 +1,14 @@
 //! Per-thread perf events on the software CPU clock: the first-choice Linux clock, as
 //! async-profiler's `cpu` mode.
 //!
-//! One `perf_event_open` event per thread counts that thread's CPU time in user mode
-//! (`exclude_kernel`, which `perf_event_paranoid` up to 2 allows for one's own threads) and, every
-//! period, has the kernel send `SIGPROF` to that thread (`F_SETOWN_EX` with `F_OWNER_TID`,
+//! One `perf_event_open` event per thread counts that thread's CPU time and, every period, has the
+//! kernel send `SIGPROF` to that thread (`F_SETOWN_EX` with `F_OWNER_TID`,
 //! `F_SETSIG`, `O_ASYNC`). The clock is an hrtimer, not the tick, so samples fall where the time
 //! was spent at any rate. No ring buffer is mapped: the signal is the sample.
+//!
+//! Counting kernel time too needs `perf_event_paranoid` <= 1; at 2 (a common default) only
+//! user-mode time is counted (`exclude_kernel`), so periods that end inside a system call are not
+//! sampled and a thread that spends much of its time in the kernel is undercounted.
 //!
 //! Refused where `perf_event_paranoid` is 3 or more (some distributions' default) or where a
 //! seccomp profile blocks `perf_event_open` (Docker's default does); the timer clock is used then.
@@ -45,6 +48,31 @@ struct FOwnerEx {
 /// Opens an event on thread `tid` that signals it every `period_ns` of its CPU time; returns
 /// the event's file descriptor.
 pub(crate) fn arm(tid: i32, period_ns: u64) -> io::Result<i32> {
+    let fd = match open(tid, period_ns, EXCLUDE_HV) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
+            open(tid, period_ns, EXCLUDE_KERNEL | EXCLUDE_HV)?
+        }
+        other => other?,
+    };
+    let owner = FOwnerEx {
+        kind: F_OWNER_TID,
+        pid: tid,
+    };
+    // SAFETY: fcntl on the descriptor just opened, with arguments of the types each command takes.
+    let configured = unsafe {
+        libc::fcntl(fd, F_SETOWN_EX, &owner as *const FOwnerEx) == 0
+            && libc::fcntl(fd, F_SETSIG, libc::SIGPROF) == 0
+            && libc::fcntl(fd, libc::F_SETFL, libc::O_ASYNC) == 0
+    };
+    if !configured {
+        let e = io::Error::last_os_error();
+        disarm(fd);
+        return Err(e);
+    }
+    Ok(fd)
+}
+
+fn open(tid: i32, period_ns: u64, flags: u64) -> io::Result<i32> {
     let attr = PerfEventAttr {
         kind: PERF_TYPE_SOFTWARE,
         size: std::mem::size_of::<PerfEventAttr>() as u32,
@@ -52,7 +80,7 @@ pub(crate) fn arm(tid: i32, period_ns: u64) -> io::Result<i32> {
         sample_period: period_ns,
         sample_type: 0,
         read_format: 0,
-        flags: EXCLUDE_KERNEL | EXCLUDE_HV,
+        flags,
         wakeup_events: 0,
         bp_type: 0,
         config1: 0,
@@ -70,21 +98,6 @@ pub(crate) fn arm(tid: i32, period_ns: u64) -> io::Result<i32> {
     } as i32;
     if fd < 0 {
         return Err(io::Error::last_os_error());
-    }
-    let owner = FOwnerEx {
-        kind: F_OWNER_TID,
-        pid: tid,
-    };
-    // SAFETY: fcntl on the descriptor just opened, with arguments of the types each command takes.
-    let configured = unsafe {
-        libc::fcntl(fd, F_SETOWN_EX, &owner as *const FOwnerEx) == 0
-            && libc::fcntl(fd, F_SETSIG, libc::SIGPROF) == 0
-            && libc::fcntl(fd, libc::F_SETFL, libc::O_ASYNC) == 0
-    };
-    if !configured {
-        let e = io::Error::last_os_error();
-        disarm(fd);
-        return Err(e);
     }
     Ok(fd)
 }
