@@ -5,7 +5,7 @@
 # 2. on the minimal example under its own load, for each engine: resident memory before, at most
 #    during, and after a 30-second, 99 Hz window, and the time from the end of the window to the
 #    last byte of the response.
-# Usage: scripts/bench-cpu.sh [WINDOWS] (default 2 windows per engine).
+# Usage: [ENGINES="perf timer setitimer"] scripts/bench-cpu.sh [WINDOWS] (default 2 windows per engine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 windows=${1:-2}
@@ -16,7 +16,7 @@ cargo build --release --example minimal
 agent_addr=127.0.0.1:16060
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
-for engine in perf timer setitimer; do
+for engine in ${ENGINES:-perf timer setitimer}; do
   PYROMETER_CPU_ENGINE=$engine PYROMETER_ADDR=$agent_addr MINIMAL_ADDR=127.0.0.1:13000 \
     target/release/examples/minimal >/dev/null &
   pid=$!
