@@ -28,15 +28,8 @@ pub(super) async fn profile(shared: &Shared, query: Option<&str>) -> Result<Resp
         .await
         .map_err(|e| ApiError::internal(format!("starting the CPU profiler failed: {e}")))?
         .map_err(|e| match e {
-            CpuError::Busy => {
-                let wait = cpu::busy_for().unwrap_or(Duration::from_secs(1));
-                ApiError::busy(
-                    format!(
-                        "another CPU profile is running; it ends in about {} s, retry then",
-                        wait.as_secs().max(1)
-                    ),
-                    wait.as_secs() + 1,
-                )
+            busy @ CpuError::Busy { ends_in, .. } => {
+                ApiError::busy(busy.to_string(), ends_in.as_secs() + 1)
             }
             other => ApiError::internal(other.to_string()),
         })?;

@@ -17,8 +17,14 @@ pub(super) fn redirect() -> Response {
 
 pub(super) fn page(shared: &Shared) -> Response {
     let max = shared.config.max_seconds;
-    let cpu_state = match crate::cpu::busy_for() {
-        Some(left) => format!("running, about {} s left", left.as_secs()),
+    let cpu_state = match crate::cpu::status() {
+        Some(s) => format!(
+            "running ({} engine, {} Hz, {} window(s)), about {} s left",
+            s.engine,
+            s.frequency,
+            s.windows,
+            s.ends_in.as_secs()
+        ),
         None => "idle".to_string(),
     };
     let heap_state = super::heap::status();
@@ -46,7 +52,7 @@ code {{ background: #f4f4f4; padding: 0 .2em; }}
 <tr><th>profile</th><th>what it shows</th><th>what it costs the service</th><th>take one</th></tr>
 <tr><td><code>profile</code></td>
 <td>CPU time by stack, all threads, sampled on SIGPROF.</td>
-<td>While running: about 1% of throughput at 99 Hz, a few percent at 999 Hz; nothing when idle. One at a time.</td>
+<td>While running: about 1% of throughput at 99 Hz, a few percent at 999 Hz; nothing when idle. Windows at the running rate or at the default 99 Hz share one sampler.</td>
 <td><form action="profile" method="get">
 <label>seconds <input name="seconds" type="number" min="1" max="{max}" value="30"></label>
 <label>frequency <input name="frequency" type="number" min="1" max="1000" value="99"></label>
