@@ -128,12 +128,14 @@ fn shows_the_servers_message_for_409_and_400() {
     let _one = PROFILER.lock().unwrap_or_else(|e| e.into_inner());
     let agent = agent(None);
     let url = format!("http://{}", agent.local_addr());
+    // A window at the default rate would join the running one: only another rate is refused.
     let first = {
-        let url = url.clone();
+        let url = format!("{url}/debug/pprof/profile?frequency=999");
         std::thread::spawn(move || record(&[&url, "--seconds", "3", "-o", "-"], None))
     };
     std::thread::sleep(Duration::from_millis(800));
-    let out = record(&[&url, "--seconds", "1", "-o", "-"], None);
+    let other_rate = format!("{url}/debug/pprof/profile?frequency=500");
+    let out = record(&[&other_rate, "--seconds", "1", "-o", "-"], None);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(
