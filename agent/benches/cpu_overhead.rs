@@ -18,13 +18,15 @@
 
 mod support;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pyrometer::cpu::{self, Engine};
-use pyrometer::profile::Profile;
 use support::{env_or, median, process_cpu_time, thread_cpu_time};
 
 const ENGINES: [Engine; 3] = [Engine::PerfEvent, Engine::ThreadTimer, Engine::Setitimer];
@@ -60,21 +62,6 @@ fn measured(phase: &AtomicU8, mut work: impl FnMut()) -> Duration {
         }
         work();
     }
-}
-
-/// Periods in stacks rooted at the thread `name`.
-fn periods_on(profile: &Profile, name: &str) -> i64 {
-    profile
-        .samples
-        .iter()
-        .filter(|s| {
-            profile
-                .frames(s)
-                .last()
-                .is_some_and(|f| f.function.name == name)
-        })
-        .map(|s| s.values[0])
-        .sum()
 }
 
 struct Fidelity {
@@ -127,7 +114,7 @@ fn fidelity_round(engine: Engine, rate: u32, busy: usize, window: Duration) -> F
     let profile = session.finish(true).expect("profile builds");
 
     let total = profile.total(0) as f64;
-    let share = |name: &str| periods_on(&profile, name) as f64 / total;
+    let share = |name: &str| common::periods_on_thread(&profile, name) as f64 / total;
     let truth = |cpu: &Duration| cpu.as_secs_f64() / process;
     let worst_share_gap = clocks
         .iter()

@@ -13,21 +13,6 @@ use pyrometer::profile::Profile;
 
 const BURNER: &str = "pyrometer_test_burn_cpu";
 
-/// Periods in stacks rooted at a thread named `thread` (from a `per_thread` profile).
-fn periods_on_thread(profile: &Profile, thread: &str) -> i64 {
-    profile
-        .samples
-        .iter()
-        .filter(|s| {
-            profile
-                .frames(s)
-                .last()
-                .is_some_and(|f| f.function.name == thread)
-        })
-        .map(|s| s.values[0])
-        .sum()
-}
-
 fn thread_cpu_time() -> Duration {
     let mut now = libc::timespec {
         tv_sec: 0,
@@ -74,7 +59,7 @@ fn late_thread_is_sampled(engine: Engine) {
     let profile = session.finish(true).unwrap();
 
     let expected = cpu.as_secs_f64() * 999.0;
-    let got = periods_on_thread(&profile, "late-burner") as f64;
+    let got = common::periods_on_thread(&profile, "late-burner") as f64;
     assert!(
         got >= 0.85 * expected && got <= 1.1 * expected,
         "{engine}: the thread started mid-window: {got} periods, {expected:.0} expected from \

@@ -176,3 +176,18 @@ pub fn parse_svg(svg: &str) -> roxmltree::Document<'_> {
     };
     roxmltree::Document::parse_with_options(svg, options).expect("well-formed SVG")
 }
+
+/// Periods in stacks rooted at a thread named `thread` (from a `per_thread` profile).
+pub fn periods_on_thread(profile: &pyrometer::profile::Profile, thread: &str) -> i64 {
+    profile
+        .samples
+        .iter()
+        .filter(|s| {
+            profile
+                .frames(s)
+                .last()
+                .is_some_and(|f| f.function.name == thread)
+        })
+        .map(|s| s.values[0])
+        .sum()
+}
