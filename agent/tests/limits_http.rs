@@ -5,27 +5,16 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{expect_error, get, loopback, start, PROFILER};
 use pyrometer::heap::SamplingAllocator;
 use pyrometer::profile::pprof;
-use pyrometer::spans::{SpansLayer, WhileRecording};
 use pyrometer::Limits;
-use tracing_subscriber::prelude::*;
 
 #[global_allocator]
 static ALLOC: SamplingAllocator = SamplingAllocator::system();
-
-fn install_layer() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        tracing_subscriber::registry()
-            .with(SpansLayer::new().with_filter(WhileRecording))
-            .init();
-    });
-}
 
 /// Starts a request in the background; aborting the task closes its connection.
 fn open_window(url: String) -> tokio::task::JoinHandle<()> {
@@ -47,7 +36,7 @@ fn retry_after(response: &reqwest::Response) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn windows_past_a_limit_get_a_503_that_names_it() {
-    install_layer();
+    common::install_span_layer();
     let limits = Limits::default().max_span_windows(2).max_windows(3);
     let (_agent, base) = start(loopback().limits(limits));
 

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -13,20 +12,10 @@ use axum::routing;
 use axum::Router;
 use common::{expect_error, get, go_tool_pprof, loopback, start, temp_file};
 use pyrometer::profile::{folded, pprof};
-use pyrometer::spans::{DiagnoseConfig, SpansLayer, WhileRecording};
+use pyrometer::spans::DiagnoseConfig;
 use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::SqlitePool;
 use tracing::Instrument;
-use tracing_subscriber::prelude::*;
-
-fn install_layer() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        tracing_subscriber::registry()
-            .with(SpansLayer::new().with_filter(WhileRecording))
-            .init();
-    });
-}
 
 #[derive(Clone)]
 struct App {
@@ -164,7 +153,7 @@ async fn drive(base: String, seconds: u64) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diagnose_and_spans_windows_over_http() {
-    install_layer();
+    common::install_span_layer();
     let service = start_service().await;
     // sqlite in memory is fast: let any repeat count as N+1, so that the real sqlx events do.
     let config = DiagnoseConfig {
@@ -292,7 +281,7 @@ async fn diagnose_and_spans_windows_over_http() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_and_html_reports_and_bad_parameters() {
-    install_layer();
+    common::install_span_layer();
     let service = start_service().await;
     let (_agent, base) = start(loopback().max_seconds(10));
     let load = tokio::spawn(drive(service, 2));

@@ -191,3 +191,17 @@ pub fn periods_on_thread(profile: &pyrometer::profile::Profile, thread: &str) ->
         .map(|s| s.values[0])
         .sum()
 }
+
+/// Installs pyrometer's span layer, filtered by `WhileRecording`, as the process's subscriber
+/// (once per test binary).
+pub fn install_span_layer() {
+    use pyrometer::spans::{SpansLayer, WhileRecording};
+    use tracing_subscriber::prelude::*;
+
+    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        tracing_subscriber::registry()
+            .with(SpansLayer::new().with_filter(WhileRecording))
+            .init();
+    });
+}
